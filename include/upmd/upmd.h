@@ -1,0 +1,13 @@
+/* upmd: umbrella header for the public API. */
+#ifndef UPMD_H
+#define UPMD_H
+#include <upmd/common.h>
+#include <upmd/log.h>
+#include <upmd/kops.h>
+#include <upmd/eal.h>
+#include <upmd/memory.h>
+#include <upmd/ioas.h>
+#include <upmd/pci.h>
+#include <upmd/bus.h>
+#include <upmd/model.h>
+#endif

@@ -1,0 +1,38 @@
+/* Shared CUnit runner for upmd test programs: suites as tables, one summary, exit codes 0/1/77. */
+#ifndef UPMD_TEST_H
+#define UPMD_TEST_H
+
+#include <CUnit/CUnit.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct upmd_test {
+	const char *name;
+	void (*fn)(void);
+};
+
+struct upmd_suite {
+	const char *name;
+	int (*init)(void);	/* may be NULL */
+	int (*fini)(void);	/* may be NULL */
+	const struct upmd_test *tests;	/* ends with { NULL, NULL } */
+};
+
+/**
+ * Run the suites with CUnit's basic interface (verbose), print CUnit's run
+ * summary, and return the process exit code: 0 if every test passed, 1 if
+ * any failed or a suite could not initialise.
+ */
+int upmd_test_run(const struct upmd_suite *suites, unsigned n);
+
+/** Skip the whole program (exit 77) with a reason, before any suite runs. */
+void upmd_test_skip(const char *why) __attribute__((noreturn));
+
+#define UPMD_TEST_MAIN(...)                                                    \
+	int main(void)                                                         \
+	{                                                                      \
+		static const struct upmd_suite s_[] = { __VA_ARGS__ };         \
+		return upmd_test_run(s_, sizeof(s_) / sizeof(s_[0]));          \
+	}
+
+#endif

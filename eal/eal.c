@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,10 +103,14 @@ void upmd_eal_usage(const char *prgname)
 	       prgname, (unsigned long long)(EAL_DEFAULT_MEM / UPMD_MB));
 }
 
-static int usage_error(const char *prgname, const char *fmt, const char *what)
+static int __upmd_printf(2, 3) usage_error(const char *prgname, const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, "%s: ", prgname);
-	fprintf(stderr, fmt, what);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fprintf(stderr, "\nTry '%s --help' for the EAL options.\n", prgname);
 	return -EINVAL;
 }
@@ -169,14 +174,14 @@ static int parse_args(int argc, char **argv, struct eal_args *a)
 			if (valid_device_name(optarg) < 0)
 				return usage_error(prg, "invalid device '%s' for -a (expected a PCI address such as 0000:00:04.0)", optarg);
 			if (a->n_allow == MAX_ALLOW)
-				return usage_error(prg, "too many -a options (at most %s)", "64");
+				return usage_error(prg, "too many -a options (at most %d)", MAX_ALLOW);
 			a->allow[a->n_allow++] = optarg;
 			break;
 		case OPT_VDEV:
 			if (!*optarg)
-				return usage_error(prg, "empty --vdev%s", "");
+				return usage_error(prg, "empty --vdev");
 			if (a->n_vdev == MAX_VDEV)
-				return usage_error(prg, "too many --vdev options (at most %s)", "32");
+				return usage_error(prg, "too many --vdev options (at most %d)", MAX_VDEV);
 			a->vdev[a->n_vdev++] = optarg;
 			break;
 		case OPT_MEM:
@@ -229,9 +234,9 @@ static int parse_args(int argc, char **argv, struct eal_args *a)
 	if (optind < end)
 		return usage_error(prg, "unexpected argument '%s' (application options go after --)", argv[optind]);
 	if (a->mem.total && a->mem.socket_mem_given)
-		return usage_error(prg, "-m and --socket-mem are mutually exclusive%s", "");
+		return usage_error(prg, "-m and --socket-mem are mutually exclusive");
 	if (a->mem.no_huge && a->mem.socket_mem_given)
-		return usage_error(prg, "--socket-mem needs hugepages; with --no-huge use -m%s", "");
+		return usage_error(prg, "--socket-mem needs hugepages; with --no-huge use -m");
 	return end < argc ? end + 1 : end;
 }
 

@@ -22,6 +22,9 @@ struct eal_mem_conf {
 	 * Tests point these at fake trees. */
 	const char *sysfs_root;
 	const char *mounts_path;
+	/* Where the default hugepage size ("Hugepagesize:") is read, for
+	 * hugetlbfs mounts without pagesize=; NULL means "/proc/meminfo". */
+	const char *meminfo_path;
 };
 
 /** Default memory when neither -m nor --socket-mem is given. */
@@ -33,6 +36,10 @@ struct eal_hugepage_pool {
 	unsigned nr_total;			/* nr_hugepages */
 	unsigned nr_free;			/* free_hugepages */
 	unsigned nr_free_node[UPMD_MAX_NUMA_NODES];	/* per node, if known */
+	unsigned nr_total_node[UPMD_MAX_NUMA_NODES];	/* per node nr_hugepages */
+	/* Nodes sysfs lists (bit n = node n). A kernel without per-node
+	 * directories reports everything as node 0. */
+	unsigned node_mask;
 	char mount[PATH_MAX];			/* hugetlbfs mount for this size, or "" */
 };
 
@@ -61,8 +68,17 @@ int eal_memory_map_ioas(struct upmd_ioas *ioas, enum upmd_iova_mode mode,
 			enum upmd_iova_mode *chosen);
 /** Unmap every segment from the IOAS it was mapped into. */
 void eal_memory_unmap_ioas(void);
-/** Release every segment and memzone. */
+/** Release every segment and memzone; unmaps from the IOAS first if still
+ * mapped, so call it before the IOAS is closed. */
 void eal_memory_cleanup(void);
+
+/* Memzone heaps over the segments (eal/memzone.c), driven by memory.c. */
+/** Build one free list per segment. @return 0 or -ENOMEM. */
+int eal_memzone_init(void);
+/** Refresh every memzone's iova after segments were mapped or unmapped. */
+void eal_memzone_iova_update(void);
+/** Forget every memzone and free list. */
+void eal_memzone_cleanup(void);
 
 /* ---- lcores (eal/lcore.c) ---- */
 

@@ -58,6 +58,9 @@ void upmd_ioas_close(struct upmd_ioas *ioas);
 /** The EAL's IOAS (NULL before init or when the process has none). */
 struct upmd_ioas *upmd_ioas_default(void);
 
+/** Make @ioas the default (the EAL does this; NULL clears it). */
+void upmd_ioas_set_default(struct upmd_ioas *ioas);
+
 enum upmd_ioas_backend upmd_ioas_backend_kind(const struct upmd_ioas *ioas);
 const char *upmd_ioas_backend_name(const struct upmd_ioas *ioas);
 uint32_t upmd_ioas_features(const struct upmd_ioas *ioas);

@@ -56,7 +56,10 @@ struct upmd_memzone {
 
 /**
  * Reserve @len bytes aligned to @align (power of two, 0 = cache line) on
- * @socket_id (UPMD_SOCKET_ID_ANY: any), zeroed.
+ * @socket_id (UPMD_SOCKET_ID_ANY: the caller's node first, then any), zeroed.
+ * Once the memory is in the IOAS the alignment is that of the iova (devices
+ * are what need it), which is also the addr's in IOVA=VA mode and whenever
+ * @align is at most the alignment the IOAS gave the segment.
  * @return 0 and *mz, -EEXIST if the name is taken, -ENOMEM if no segment has
  *   room, -EINVAL for a bad argument. Thread-safe.
  */

@@ -24,31 +24,60 @@ struct upmd_model_dev;
 struct upmd_model_conf {
 	uint32_t size;		/* sizeof(struct upmd_model_conf) */
 	uint32_t flags;		/* UPMD_MODEL_F_* */
+	/* Added after the first version (read only when size covers it):
+	 * IOMMU address width, 32..64; 0 means 48. QEMU's intel-iommu
+	 * default is 39 (aperture ends at 0x7fffffffff). */
+	uint32_t aw_bits;
+	uint32_t __reserved;
 };
 
 /**
- * Create a model machine with no devices. @return 0, -EINVAL (bad conf),
- * -ENOMEM.
+ * Create a model machine with no devices. @conf NULL: defaults.
+ * @return 0, -EINVAL (size below the first version, unknown flags,
+ * aw_bits out of range), -ENOMEM.
  */
 int upmd_model_create(const struct upmd_model_conf *conf, struct upmd_model **out);
 
 /**
  * Add a device model of type @type ("edu", ...) at PCI address @bdf, bound
  * to vfio-pci, in its own IOMMU group. @args: type-specific "k=v,k=v" or
- * NULL. @return 0, -EEXIST (address taken), -ENOENT (unknown type),
- * -EINVAL.
+ * NULL. Generic keys: driver=NAME (bound to that kernel driver instead,
+ * whose id table matches the device; "none": unbound; either way vfio-pci
+ * takes it only through driver_override + drivers_probe, as on Linux),
+ * numa_node=N, reset=0|1 (whether the function has a reset; edu: 0 like
+ * QEMU's), pasid_bits=N (PASID support of that width, 0..20; edu: 0 like
+ * QEMU's, so a PASID attach is EINVAL). edu: dma_mask=0x... (default
+ * 0xfffffff, QEMU's 28 bits).
+ * Groups are numbered from 10 in the order devices are added; a device
+ * bound to vfio-pci gets the lowest free /dev/vfio/devices/vfioN.
+ * Thread-safe. @return 0, -EEXIST (address taken), -ENOENT (unknown
+ * type), -ENOSPC (too many devices), -EINVAL (bad address or argument,
+ * logged).
  */
 int upmd_model_add_device(struct upmd_model *m, const char *type, const char *bdf,
 			  const char *args);
 
 /**
  * Build a model from a spec string, as given to the EAL's --model:
- * "TYPE@BDF[:ARGS][;TYPE@BDF...][;flags=nomapfile|nopasid|noiommufd|novfio|unpriv...]".
- * Empty spec: a machine with no devices. @return 0 or -EINVAL with a log.
+ *
+ *   spec   := item { ';' item }          (empty items are ignored)
+ *   item   := device | "flags=" flag { ',' flag } | "aw=" BITS
+ *   device := TYPE '@' BDF [ ':' arg { ',' arg } ]
+ *   BDF    := [DDDD ':'] BB ':' DD '.' F (hex; canonical form "0000:00:04.0")
+ *   arg    := KEY '=' VALUE              (see upmd_model_add_device)
+ *   flag   := nomapfile | nopasid | noiommufd | novfio | unpriv
+ *   BITS   := 32..64                     (IOMMU address width, default 48)
+ *
+ * e.g. "edu@0000:00:04.0:dma_mask=0xffffffff;edu@00:05.0;flags=unpriv,nopasid;aw=39".
+ * flags= and aw= apply wherever they stand. Spaces around items are
+ * ignored. Empty spec: a machine with no devices. @return 0, -EINVAL
+ * (the log names the bad token), -ENOMEM.
  */
 int upmd_model_parse(const char *spec, struct upmd_model **out);
 
-/** Destroy the model (closes whatever is still open, stops device threads). */
+/** Destroy the model (closes whatever is still open, unmaps BAR mappings
+ * made through the table, stops the device thread). Uninstall it first
+ * (upmd_kops_set(NULL, NULL)) if it is the table in force. */
 void upmd_model_destroy(struct upmd_model *m);
 
 /** The kernel-boundary table implemented by the model; ctx is the model. */
@@ -67,7 +96,20 @@ struct upmd_model_stats {
 	uint32_t faults;		/* IOMMU faults recorded so far */
 	uint64_t dma_bytes;		/* bytes moved by device DMA */
 };
+/**
+ * A snapshot of the counters. bound_devices counts devices with an open,
+ * usable device file (cdev bound to an iommufd, or opened through a
+ * group in a container); attached_devices those that can DMA through a
+ * translation (attached to an IOAS by RID or PASID, or in a type1
+ * container with its IOMMU set). faults and dma_bytes only grow.
+ * Thread-safe. @return 0, -EINVAL.
+ */
 int upmd_model_get_stats(struct upmd_model *m, struct upmd_model_stats *st);
+
+/** Zero the growing counters (faults, dma_bytes) and drop the recorded
+ * faults, e.g. between the tests of a suite that checks for a clean
+ * model. Thread-safe. */
+void upmd_model_stats_reset(struct upmd_model *m);
 
 enum upmd_model_fault_reason {
 	UPMD_MODEL_FAULT_UNMAPPED = 1,	/* no mapping at that IOVA */
@@ -85,17 +127,37 @@ struct upmd_model_fault {
 };
 #define UPMD_MODEL_NO_PASID UINT32_MAX
 
-/** Pop the oldest recorded fault. @return 0, or -ENOENT if none. */
+/** Pop the oldest recorded fault (the last 256 are kept). Thread-safe.
+ * @return 0, -ENOENT if none, -EINVAL. */
 int upmd_model_fault_pop(struct upmd_model *m, struct upmd_model_fault *f);
 /** Name of a fault reason. */
 const char *upmd_model_fault_reason_name(enum upmd_model_fault_reason r);
 
 /* ---- for device models ---- */
 
-/** DMA through the device's IOAS port (translated, permission-checked). 0 or -EFAULT (fault recorded). */
+/** The device model at @bdf (any accepted spelling), or NULL. */
+struct upmd_model_dev *upmd_model_dev_find(struct upmd_model *m, const char *bdf);
+
+/**
+ * DMA through the device's port: translated through the IOAS the device
+ * (or, with @pasid != UPMD_MODEL_NO_PASID, that PASID) is attached to, or
+ * through its group's type1 container; READABLE/WRITEABLE checked per
+ * mapping. The whole range is checked before anything moves, and an
+ * unmap waits for a DMA in flight through it. @return 0; -EFAULT with a
+ * fault recorded (unmapped IOVA, missing permission, nothing attached),
+ * nothing written to RAM, and for a read @buf zero-filled (what a device
+ * reads through a blocked translation on QEMU's vIOMMU); -EIO when the
+ * function's Bus Master Enable is clear (no request leaves the device,
+ * no fault); -EINVAL. Thread-safe.
+ */
 int upmd_model_dma_read(struct upmd_model_dev *d, uint32_t pasid, uint64_t iova, void *buf, size_t len);
 int upmd_model_dma_write(struct upmd_model_dev *d, uint32_t pasid, uint64_t iova, const void *buf, size_t len);
-/** Signal MSI-X vector @vec (or INTx for vec < 0) if the driver set an eventfd. */
+/**
+ * Signal vector @vec of the MSI or MSI-X mode the driver enabled (needs
+ * Bus Master Enable, MSI being a memory write), or pulse INTx for @vec <
+ * 0 (automasked until VFIO_IRQ_SET_ACTION_UNMASK, as vfio-pci does):
+ * writes 1 to the eventfd the driver set. Thread-safe.
+ */
 void upmd_model_irq(struct upmd_model_dev *d, int vec);
 
 #ifdef __cplusplus

@@ -157,6 +157,25 @@ struct iommu_option {
 };
 #define IOMMU_OPTION _IO(IOMMUFD_TYPE, IOMMUFD_CMD_OPTION)
 
+/*
+ * IOMMU_GET_HW_INFO: what the IOMMU behind a bound device can do. In 6.15
+ * the first byte of the u32 after out_data_type became
+ * out_max_pasid_log2; an older kernel writes 0 there (and rejects a
+ * non-zero input), so 0 reads as "no PASID" on both.
+ */
+struct iommu_hw_info {
+	__u32 size;
+	__u32 flags;
+	__u32 dev_id;
+	__u32 data_len;
+	__aligned_u64 data_uptr;
+	__u32 out_data_type;
+	__u8 out_max_pasid_log2;
+	__u8 __reserved[3];
+	__aligned_u64 out_capabilities;
+};
+#define IOMMU_GET_HW_INFO _IO(IOMMUFD_TYPE, IOMMUFD_CMD_GET_HW_INFO)
+
 _Static_assert(sizeof(struct iommu_destroy) == 8, "iommu_destroy ABI");
 _Static_assert(sizeof(struct iommu_ioas_alloc) == 12, "iommu_ioas_alloc ABI");
 _Static_assert(sizeof(struct iommu_iova_range) == 16, "iommu_iova_range ABI");
@@ -168,5 +187,6 @@ _Static_assert(sizeof(struct iommu_ioas_copy) == 40, "iommu_ioas_copy ABI");
 _Static_assert(sizeof(struct iommu_ioas_unmap) == 24, "iommu_ioas_unmap ABI");
 _Static_assert(sizeof(struct iommu_option) == 24, "iommu_option ABI");
 _Static_assert(offsetof(struct iommu_ioas_map, user_va) == 16, "iommu_ioas_map ABI");
+_Static_assert(sizeof(struct iommu_hw_info) == 40, "iommu_hw_info ABI");
 
 #endif /* UPMD_UAPI_IOMMUFD_H */

@@ -10,7 +10,12 @@
 
 #include <upmd/kops.h>
 
-#define NEG_ERRNO(r) ((r) < 0 ? -errno : (r))
+/* The call's result, or -errno; the call is evaluated exactly once. */
+#define NEG_ERRNO(call)                                                        \
+	({                                                                     \
+		__typeof__(call) r_ = (call);                                  \
+		r_ < 0 ? (__typeof__(call))-errno : r_;                        \
+	})
 
 static int k_open(void *ctx, const char *path, int flags)
 {

@@ -345,8 +345,8 @@ static uint64_t roundup_pow2(uint64_t v)
 static bool fit_in_holes(struct model_ioas *ioas, uint64_t lo, uint64_t hi, uint64_t length,
 			 uint64_t align, uint64_t page_offset, uint64_t *out)
 {
-	struct model_range used[2 + 1];
-	struct model_range r[2];
+	struct model_range used[2 + 1] = { 0 };
+	struct model_range r[2] = { 0 };
 	unsigned nr = ioas_reserved(ioas, r), i, ai;
 	uint64_t cur = lo;
 

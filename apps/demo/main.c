@@ -175,6 +175,8 @@ out:
 		upmd_kops_set(NULL, NULL);
 		upmd_model_destroy(model);
 	}
-	printf("upmd-demo: %s\n", ret ? "FAILED" : "OK");
+	/* A usage error already said what was wrong. */
+	if (ret != 2)
+		printf("upmd-demo: %s\n", ret ? "FAILED" : "OK");
 	return ret;
 }

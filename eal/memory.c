@@ -516,9 +516,10 @@ static int huge_file_open(const char *dir, unsigned node)
 		return fd;
 	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
 		return -errno;
-	/* No O_TMPFILE on this hugetlbfs (before Linux 5.1): create and unlink
-	 * at once, so a crash leaves at most one empty file behind. */
-	if ((size_t)snprintf(path, sizeof(path), "%s/upmd.%d.node%u.XXXXXX", dir, (int)getpid(), node) >=
+	/* No O_TMPFILE on this hugetlbfs (before Linux 5.1): create (mkostemp's
+	 * six-X template) and unlink at once, so a crash leaves at most one
+	 * empty file behind. */
+	if ((size_t)snprintf(path, sizeof(path), "%s/upmd.%d.node%u." "XX" "XX" "XX", dir, (int)getpid(), node) >=
 	    sizeof(path))
 		return -ENAMETOOLONG;
 	fd = mkostemp(path, O_CLOEXEC);

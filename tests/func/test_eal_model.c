@@ -17,33 +17,6 @@
 #define XFER 2048
 
 static struct upmd_model *model;
-static char *logbuf;
-static size_t loglen;
-static FILE *logf_;
-
-/* Capture the library's log so tests can assert what the user is told. */
-static void log_capture(void)
-{
-	logf_ = open_memstream(&logbuf, &loglen);
-	upmd_log_set_stream(logf_);
-}
-
-static const char *log_text(void)
-{
-	fflush(logf_);
-	return logbuf ? logbuf : "";
-}
-
-static void log_release(void)
-{
-	upmd_log_set_stream(NULL);
-	if (logf_)
-		fclose(logf_);
-	free(logbuf);
-	logf_ = NULL;
-	logbuf = NULL;
-	loglen = 0;
-}
 
 static int install(const char *spec)
 {
@@ -53,25 +26,11 @@ static int install(const char *spec)
 	return rc;
 }
 
-/* The acceptance rule for every path: nothing pinned, open or attached. */
-static void assert_model_clean(void)
-{
-	struct upmd_model_stats st;
-
-	CU_ASSERT_EQUAL_FATAL(upmd_model_get_stats(model, &st), 0);
-	CU_ASSERT_EQUAL(st.pinned_pages, 0);
-	CU_ASSERT_EQUAL(st.open_fds, 0);
-	CU_ASSERT_EQUAL(st.objects, 0);
-	CU_ASSERT_EQUAL(st.bound_devices, 0);
-	CU_ASSERT_EQUAL(st.attached_devices, 0);
-	CU_ASSERT_EQUAL(st.bar_mappings, 0);
-}
-
 static void uninstall(void)
 {
 	if (!model)
 		return;
-	assert_model_clean();
+	assert_model_clean(model);
 	upmd_kops_set(NULL, NULL);
 	upmd_model_destroy(model);
 	model = NULL;

@@ -17,40 +17,6 @@
 #define MSI_LAST 0xfeefffffULL
 
 static struct upmd_model *model;
-static char *logbuf;
-static size_t loglen;
-static FILE *logf_;
-
-static void log_capture(void)
-{
-	logf_ = open_memstream(&logbuf, &loglen);
-	upmd_log_set_stream(logf_);
-}
-
-static const char *log_text(void)
-{
-	fflush(logf_);
-	return logbuf ? logbuf : "";
-}
-
-static void log_release(void)
-{
-	upmd_log_set_stream(NULL);
-	if (logf_)
-		fclose(logf_);
-	free(logbuf);
-	logf_ = NULL;
-	logbuf = NULL;
-	loglen = 0;
-}
-
-#define ASSERT_LOG_HAS(s)                                                      \
-	do {                                                                   \
-		bool found_ = strstr(log_text(), (s)) != NULL;                 \
-		if (!found_)                                                   \
-			printf("\n  missing \"%s\" in log:\n%s\n", (s), log_text()); \
-		CU_ASSERT_TRUE(found_);                                        \
-	} while (0)
 
 static int install(const char *spec)
 {
@@ -72,13 +38,7 @@ static struct upmd_model_stats stats(void)
 /* Every test ends here: nothing pinned, open, bound or attached. */
 static void uninstall(void)
 {
-	struct upmd_model_stats st = stats();
-
-	CU_ASSERT_EQUAL(st.pinned_pages, 0);
-	CU_ASSERT_EQUAL(st.open_fds, 0);
-	CU_ASSERT_EQUAL(st.objects, 0);
-	CU_ASSERT_EQUAL(st.bound_devices, 0);
-	CU_ASSERT_EQUAL(st.attached_devices, 0);
+	assert_model_clean(model);
 	upmd_kops_set(NULL, NULL);
 	upmd_model_destroy(model);
 	model = NULL;

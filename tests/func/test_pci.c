@@ -20,34 +20,8 @@
 
 static struct upmd_model *model;
 static struct upmd_ioas *ioas;
-static char *logbuf;
-static size_t loglen;
-static FILE *logf_;
 
 /* ---- helpers ---- */
-
-static void log_capture(void)
-{
-	logf_ = open_memstream(&logbuf, &loglen);
-	upmd_log_set_stream(logf_);
-}
-
-static const char *log_text(void)
-{
-	fflush(logf_);
-	return logbuf ? logbuf : "";
-}
-
-static void log_release(void)
-{
-	upmd_log_set_stream(NULL);
-	if (logf_)
-		fclose(logf_);
-	free(logbuf);
-	logf_ = NULL;
-	logbuf = NULL;
-	loglen = 0;
-}
 
 static struct upmd_bus *bus(void)
 {
@@ -64,20 +38,6 @@ static void stats(struct upmd_model_stats *st)
 	CU_ASSERT_EQUAL_FATAL(upmd_model_get_stats(model, st), 0);
 }
 
-/* The acceptance rule: nothing open, bound, attached or mapped. */
-static void assert_model_clean(void)
-{
-	struct upmd_model_stats st;
-
-	stats(&st);
-	CU_ASSERT_EQUAL(st.open_fds, 0);
-	CU_ASSERT_EQUAL(st.objects, 0);
-	CU_ASSERT_EQUAL(st.bound_devices, 0);
-	CU_ASSERT_EQUAL(st.attached_devices, 0);
-	CU_ASSERT_EQUAL(st.bar_mappings, 0);
-	CU_ASSERT_EQUAL(st.pinned_pages, 0);
-}
-
 /* Undo everything; @check asserts the model is clean (not from suite
  * init/fini, where CUnit has no test to record a failure in). */
 static void release(bool check)
@@ -92,7 +52,7 @@ static void release(bool check)
 	}
 	if (model) {
 		if (check)
-			assert_model_clean();
+			assert_model_clean(model);
 		upmd_kops_set(NULL, NULL);
 		upmd_model_destroy(model);
 		model = NULL;
@@ -771,7 +731,7 @@ static void test_cleanup_everything(void)
 	CU_ASSERT_EQUAL(st.bound_devices, 0);
 	upmd_ioas_close(ioas);
 	ioas = NULL;
-	assert_model_clean();
+	assert_model_clean(model);
 	teardown();
 }
 

@@ -3,7 +3,51 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <upmd/log.h>
+#include <upmd/model.h>
+
 #include "upmd_test.h"
+
+static char *logbuf;
+static size_t loglen;
+static FILE *logf_;
+
+void log_capture(void)
+{
+	logf_ = open_memstream(&logbuf, &loglen);
+	upmd_log_set_stream(logf_);
+}
+
+const char *log_text(void)
+{
+	if (logf_)
+		fflush(logf_);
+	return logbuf ? logbuf : "";
+}
+
+void log_release(void)
+{
+	upmd_log_set_stream(NULL);
+	if (logf_)
+		fclose(logf_);
+	free(logbuf);
+	logf_ = NULL;
+	logbuf = NULL;
+	loglen = 0;
+}
+
+void assert_model_clean(struct upmd_model *m)
+{
+	struct upmd_model_stats st;
+
+	CU_ASSERT_EQUAL_FATAL(upmd_model_get_stats(m, &st), 0);
+	CU_ASSERT_EQUAL(st.pinned_pages, 0);
+	CU_ASSERT_EQUAL(st.open_fds, 0);
+	CU_ASSERT_EQUAL(st.objects, 0);
+	CU_ASSERT_EQUAL(st.bound_devices, 0);
+	CU_ASSERT_EQUAL(st.attached_devices, 0);
+	CU_ASSERT_EQUAL(st.bar_mappings, 0);
+}
 
 int upmd_test_run(const struct upmd_suite *suites, unsigned n)
 {

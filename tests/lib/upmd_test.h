@@ -3,8 +3,12 @@
 #define UPMD_TEST_H
 
 #include <CUnit/CUnit.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+struct upmd_model;
 
 struct upmd_test {
 	const char *name;
@@ -27,6 +31,30 @@ int upmd_test_run(const struct upmd_suite *suites, unsigned n);
 
 /** Skip the whole program (exit 77) with a reason, before any suite runs. */
 void upmd_test_skip(const char *why) __attribute__((noreturn));
+
+/**
+ * Capture what the library logs, so a test can assert what the user is
+ * told: log_capture() starts, log_text() is everything so far,
+ * log_release() restores stderr and frees the text.
+ */
+void log_capture(void);
+const char *log_text(void);
+void log_release(void);
+
+/** Assert the captured log holds @s; print the log when it does not. */
+#define ASSERT_LOG_HAS(s)                                                      \
+	do {                                                                   \
+		bool found_ = strstr(log_text(), (s)) != NULL;                 \
+		if (!found_)                                                   \
+			printf("\n  missing \"%s\" in log:\n%s\n", (s), log_text()); \
+		CU_ASSERT_TRUE(found_);                                        \
+	} while (0)
+
+/**
+ * The rule every bad-input and cleanup path is held to: the model has
+ * nothing pinned, open, bound, attached or BAR-mapped.
+ */
+void assert_model_clean(struct upmd_model *m);
 
 #define UPMD_TEST_MAIN(...)                                                    \
 	int main(void)                                                         \

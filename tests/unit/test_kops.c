@@ -16,7 +16,7 @@ static char dir[64];
 
 static int make_dir(void)
 {
-	strcpy(dir, "/tmp/upmd-kops-XXXXXX");
+	strcpy(dir, "/tmp/upmd-kops-" "XX" "XX" "XX");
 	return mkdtemp(dir) ? 0 : -1;
 }
 

@@ -188,6 +188,9 @@ for t in ${tests[@]+"${tests[@]}"}; do
 		failed=$((failed + 1))
 	elif ((rc == 0)); then
 		echo "PASS $name"
+		# What it found, without per-assert lines or kernel messages.
+		test_output "$name" | grep -vE '^    \| +(ok |Test: .*passed|[0-9]+\. )|DMAR|kernel:|qemu-system|^    \| *$' |
+			tail -n 12 || true
 		passed=$((passed + 1))
 	elif ((rc == 77)); then
 		echo "SKIP $name"

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <upmd/ioas.h>
+#include <upmd/iova.h>
 #include <upmd/kops.h>
 #include <upmd/log.h>
 #include <upmd/uapi/iommufd.h>
@@ -55,6 +56,7 @@ struct upmd_ioas {
 	struct upmd_iova_range ranges[IOAS_MAX_RANGES];
 	unsigned nranges;
 
+	struct upmd_iova_allocator *space;	/* free IOVA above IOAS_PICK_MIN */
 	struct ioas_mapping *maps;	/* sorted by IOVA, never overlapping */
 	unsigned nmaps, capmaps;
 
@@ -268,42 +270,57 @@ static int map_insert(struct upmd_ioas *ioas, const struct ioas_mapping *m)
 	return 0;
 }
 
-/* First fit inside the allowed ranges, naturally aligned up to 1 GiB so the
- * IOMMU can use its large pages. */
-static int pick_iova(const struct upmd_ioas *ioas, uint64_t len, uint64_t *out)
+/*
+ * The IOVA space behind picked IOVAs: the allowed ranges from
+ * IOAS_PICK_MIN up. Created with the first ranges and narrowed when an
+ * attach adds reserved regions (a detach that widens them again changes
+ * nothing: the narrower space is always usable).
+ */
+static int space_update(struct upmd_ioas *ioas)
 {
-	uint64_t align = len & -len;
-	unsigned r;
+	int rc;
 
-	if (align > IOAS_PICK_MAX_ALIGN)
-		align = IOAS_PICK_MAX_ALIGN;
-	if (align < ioas->iova_align)
-		align = ioas->iova_align;
-	for (r = 0; r < ioas->nranges; r++) {
-		const struct upmd_iova_range *rg = &ioas->ranges[r];
-		uint64_t cand = UPMD_MAX(rg->start, IOAS_PICK_MIN);
-		unsigned i;
+	if (!ioas->space)
+		return upmd_iova_allocator_create(ioas->ranges, ioas->nranges,
+						  UPMD_MAX(ioas->iova_align, IOAS_PAGE), IOAS_PICK_MIN,
+						  &ioas->space);
+	rc = upmd_iova_allocator_restrict(ioas->space, ioas->ranges, ioas->nranges);
+	if (rc == -EBUSY)
+		UPMD_ERR(IOAS_LOG, "a mapping lies outside the IOVA ranges the IOMMU now allows");
+	return rc;
+}
 
-		if (cand > rg->last)
-			continue;
-		cand = UPMD_ALIGN_UP(cand, align);
-		i = map_lower(ioas, cand);
-		for (;;) {
-			if (cand < UPMD_MAX(rg->start, IOAS_PICK_MIN) || cand > rg->last ||
-			    rg->last - cand < len - 1)
-				break;
-			while (i < ioas->nmaps && ioas->maps[i].iova + ioas->maps[i].len <= cand)
-				i++;
-			if (i == ioas->nmaps || ioas->maps[i].iova > cand + len - 1) {
-				*out = cand;
-				return 0;
-			}
-			cand = UPMD_ALIGN_UP(ioas->maps[i].iova + ioas->maps[i].len, align);
-			if (cand == 0)	/* wrapped */
-				break;
-		}
+/* Take (fixed) or pick the IOVA space of a mapping; below IOAS_PICK_MIN
+ * the mapping list alone guards against overlaps. */
+static int space_take(struct upmd_ioas *ioas, struct ioas_mapping *m, bool fixed)
+{
+	uint64_t align = m->len & -m->len, lo, len;
+
+	if (!fixed) {
+		if (align > IOAS_PICK_MAX_ALIGN)
+			align = IOAS_PICK_MAX_ALIGN;
+		return upmd_iova_alloc(ioas->space, m->len, UPMD_MAX(align, ioas->iova_align), &m->iova);
 	}
-	return -ENOSPC;
+	if (m->iova + m->len - 1 < IOAS_PICK_MIN)
+		return 0;
+	lo = UPMD_MAX(m->iova, IOAS_PICK_MIN);
+	len = m->iova + m->len - lo;
+	return upmd_iova_alloc_fixed(ioas->space, lo, len);
+}
+
+static void space_give(struct upmd_ioas *ioas, const struct ioas_mapping *m)
+{
+	uint64_t lo, len;
+	int rc;
+
+	if (m->iova + m->len - 1 < IOAS_PICK_MIN)
+		return;
+	lo = UPMD_MAX(m->iova, IOAS_PICK_MIN);
+	len = m->iova + m->len - lo;
+	rc = upmd_iova_free(ioas->space, lo, len);
+	if (rc < 0)
+		UPMD_ERR(IOAS_LOG, "IOVA 0x%" PRIx64 " len 0x%" PRIx64 ": the allocator disagrees with the mapping list (%s)",
+			 lo, len, strerror(-rc));
 }
 
 /* ---- kernel map / unmap ---- */
@@ -397,17 +414,18 @@ static int do_map(struct upmd_ioas *ioas, int fd, uint64_t off, void *va, uint64
 			rc = -EEXIST;
 			goto out;
 		}
-	} else {
-		rc = pick_iova(ioas, len, &m.iova);
-		if (rc < 0)
-			goto out;
 	}
-	rc = kernel_map(ioas, &m, fd, off);
+	rc = space_take(ioas, &m, flags & UPMD_IOAS_MAP_FIXED);
 	if (rc < 0)
 		goto out;
-	rc = map_insert(ioas, &m);
+	rc = kernel_map(ioas, &m, fd, off);
+	if (rc == 0) {
+		rc = map_insert(ioas, &m);
+		if (rc < 0)
+			kernel_unmap(ioas, m.iova, len);
+	}
 	if (rc < 0) {
-		kernel_unmap(ioas, m.iova, len);
+		space_give(ioas, &m);
 		goto out;
 	}
 	*iova = m.iova;
@@ -435,7 +453,7 @@ int upmd_ioas_map_file(struct upmd_ioas *ioas, int fd, uint64_t off, void *va, u
 
 int upmd_ioas_unmap(struct upmd_ioas *ioas, uint64_t iova, uint64_t len)
 {
-	unsigned first, end;
+	unsigned first, end, i;
 	int rc;
 
 	if (!ioas || !len || iova + len - 1 < iova)
@@ -456,6 +474,8 @@ int upmd_ioas_unmap(struct upmd_ioas *ioas, uint64_t iova, uint64_t len)
 			 strerror(-rc));
 		goto out;
 	}
+	for (i = first; i < end; i++)
+		space_give(ioas, &ioas->maps[i]);
 	memmove(&ioas->maps[first], &ioas->maps[end], (ioas->nmaps - end) * sizeof(*ioas->maps));
 	ioas->nmaps -= end - first;
 out:
@@ -535,6 +555,9 @@ static int open_iommufd(struct upmd_ioas *ioas)
 	rc = iommufd_read_ranges(ioas);
 	if (rc < 0)
 		return rc;
+	rc = space_update(ioas);
+	if (rc < 0)
+		return rc;
 	probe_map_file(ioas);
 	return 0;
 }
@@ -563,7 +586,7 @@ static int open_type1(struct upmd_ioas *ioas)
 		return rc < 0 ? rc : -ENODEV;
 	}
 	type1_default_ranges(ioas);
-	return 0;
+	return space_update(ioas);
 }
 
 int upmd_ioas_open(const struct upmd_ioas_conf *conf, struct upmd_ioas **out)
@@ -695,7 +718,7 @@ static int iommufd_dev_open(struct upmd_ioas *ioas, const struct upmd_ioas_dev_r
 	rc = iommufd_read_ranges(ioas);
 	if (rc < 0)
 		return rc;
-	return 0;
+	return space_update(ioas);
 }
 
 static void iommufd_dev_detach(struct upmd_ioas *ioas, struct ioas_dev *d)
@@ -728,6 +751,8 @@ static int type1_set_iommu(struct upmd_ioas *ioas)
 	}
 	ioas->iommu_set = true;
 	rc = type1_read_ranges(ioas);
+	if (rc == 0)
+		rc = space_update(ioas);
 	if (rc < 0)
 		return rc;
 	for (i = 0; i < ioas->nmaps; i++) {
@@ -832,6 +857,8 @@ static int type1_group_get(struct upmd_ioas *ioas, const struct upmd_ioas_dev_re
 	} else {
 		/* Another group may bring more reserved regions. */
 		rc = type1_read_ranges(ioas);
+		if (rc == 0)
+			rc = space_update(ioas);
 		if (rc < 0) {
 			type1_group_put(ioas, (int)(g - ioas->groups));
 			return rc;
@@ -957,6 +984,8 @@ void upmd_ioas_close(struct upmd_ioas *ioas)
 	}
 	pthread_mutex_unlock(&ioas->lock);
 	pthread_mutex_destroy(&ioas->lock);
+	if (ioas->space)
+		upmd_iova_allocator_destroy(ioas->space);
 	free(ioas->maps);
 	free(ioas->devs);
 	free(ioas->groups);

@@ -7,6 +7,7 @@
 #include <upmd/eal.h>
 #include <upmd/memory.h>
 #include <upmd/ioas.h>
+#include <upmd/iova.h>
 #include <upmd/pci.h>
 #include <upmd/bus.h>
 #include <upmd/model.h>

@@ -1,0 +1,154 @@
+/* IOVAs: the range allocator, per-lcore magazine caches in front of it, and the O(1) VA->IOVA table. */
+#ifndef UPMD_IOVA_H
+#define UPMD_IOVA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <upmd/common.h>
+#include <upmd/ioas.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef UPMD_BAD_IOVA
+#define UPMD_BAD_IOVA UINT64_MAX
+#endif
+
+/* ---- the range allocator ---------------------------------------------------- */
+
+/**
+ * Free IOVA space as address-ordered blocks in a balanced tree, each node
+ * knowing the largest free block beneath it: alloc is first fit (lowest
+ * address that fits size and alignment), free coalesces with both
+ * neighbours; both O(log n) worst case. Thread-safe (one lock).
+ */
+struct upmd_iova_allocator;
+
+/**
+ * Create over @n allowed ranges (inclusive, as IOVA_RANGES reports them;
+ * they need not be sorted but must not overlap). Parts below @floor are
+ * never handed out (upmd uses 1 MiB). @granule is the smallest unit and
+ * alignment (a power of two, >= 4096); ranges are trimmed inward to it.
+ * @return 0, -EINVAL, -ENOMEM.
+ */
+int upmd_iova_allocator_create(const struct upmd_iova_range *ranges, unsigned n, uint64_t granule,
+			       uint64_t floor, struct upmd_iova_allocator **out);
+void upmd_iova_allocator_destroy(struct upmd_iova_allocator *a);
+
+/**
+ * Allocate @size bytes (a multiple of the granule) aligned to @align (a
+ * power of two; 0 means the granule). @return 0 and *iova, -EINVAL,
+ * -ENOSPC when no free block fits.
+ */
+int upmd_iova_alloc(struct upmd_iova_allocator *a, uint64_t size, uint64_t align, uint64_t *iova);
+
+/** Take exactly [iova, iova+size). @return 0, -EINVAL (unaligned, or not
+ * wholly inside the allowed ranges), -EEXIST (any part already taken). */
+int upmd_iova_alloc_fixed(struct upmd_iova_allocator *a, uint64_t iova, uint64_t size);
+
+/**
+ * Give back [iova, iova+size), as allocated. @return 0, -EINVAL (unaligned,
+ * outside the allowed ranges), -ENOENT (some of it is already free: a
+ * double free; in debug builds also a range that does not match one
+ * allocation exactly).
+ */
+int upmd_iova_free(struct upmd_iova_allocator *a, uint64_t iova, uint64_t size);
+
+/**
+ * Narrow the allowed ranges (an attach added reserved regions). @return 0,
+ * -EBUSY (an allocation lies outside the new ranges; nothing changed),
+ * -EINVAL, -ENOMEM.
+ */
+int upmd_iova_allocator_restrict(struct upmd_iova_allocator *a, const struct upmd_iova_range *ranges,
+				 unsigned n);
+
+/** Free bytes and free blocks (for tests and stats). */
+uint64_t upmd_iova_allocator_free_bytes(struct upmd_iova_allocator *a);
+unsigned upmd_iova_allocator_free_blocks(struct upmd_iova_allocator *a);
+
+/* ---- per-lcore magazine caches ---------------------------------------------- */
+
+/**
+ * Caches in front of an allocator for power-of-two sizes from 4 KiB to
+ * UPMD_IOVA_CACHE_MAX_SIZE, aligned to their size: per lcore and size
+ * class a loaded and a previous magazine, and a global depot of full
+ * magazines. A cached alloc or free touches only the calling lcore's
+ * magazines (no lock, no shared cache line); non-EAL threads and other
+ * sizes go to the allocator.
+ */
+#define UPMD_IOVA_CACHE_MAX_SIZE (1ULL << 22)	/* 4 MiB */
+#define UPMD_IOVA_MAG_SIZE 64
+
+struct upmd_iova_cache;
+
+int upmd_iova_cache_create(struct upmd_iova_allocator *a, struct upmd_iova_cache **out);
+/** Return every cached IOVA to the allocator and free the cache. */
+void upmd_iova_cache_destroy(struct upmd_iova_cache *c);
+int upmd_iova_cache_alloc(struct upmd_iova_cache *c, uint64_t size, uint64_t *iova);
+int upmd_iova_cache_free(struct upmd_iova_cache *c, uint64_t iova, uint64_t size);
+/** Return every cached IOVA to the allocator (e.g. on -ENOSPC). */
+void upmd_iova_cache_flush(struct upmd_iova_cache *c);
+
+/* ---- the VA -> IOVA table --------------------------------------------------- */
+
+/*
+ * A three-level table over the 48-bit user address space: level 1 has an
+ * entry per 1 GiB (a static array; untouched pages cost nothing), level 2
+ * an entry per 2 MiB, level 3 (only where a 2 MiB span is mapped in 4 KiB
+ * pieces) an entry per 4 KiB. An entry holds IOVA - VA for its span, with
+ * the low 12 bits as flags. Readers take no lock: tables are published
+ * with release stores and freed only by upmd_iova_table_reset().
+ */
+#define UPMD_IOVA_TABLE_VA_BITS 48
+#define UPMD_IOVA_TABLE_L1_SHIFT 30
+#define UPMD_IOVA_TABLE_L2_SHIFT 21
+#define UPMD_IOVA_TABLE_L3_SHIFT 12
+#define UPMD_IOVA_TABLE_L1_ENTRIES (1u << (UPMD_IOVA_TABLE_VA_BITS - UPMD_IOVA_TABLE_L1_SHIFT))
+#define UPMD_IOVA_TE_VALID 0x1ULL	/* the span is mapped */
+#define UPMD_IOVA_TE_TABLE 0x2ULL	/* level 2 only: points to a level-3 table */
+#define UPMD_IOVA_TE_FLAGS 0xfffULL
+
+extern uint64_t *upmd_iova_table_l1[UPMD_IOVA_TABLE_L1_ENTRIES];
+
+/**
+ * Record that [va, va+len) is at [iova, iova+len). All three 4 KiB
+ * aligned. 2 MiB-aligned spans take one level-2 entry. @return 0, -EINVAL,
+ * -EEXIST (part of it is already recorded; nothing changed), -ENOMEM.
+ * Writers are serialised internally.
+ */
+int upmd_iova_table_set(const void *va, uint64_t iova, size_t len);
+/** Forget [va, va+len). @return 0, -EINVAL, -ENOENT (part was not recorded; nothing changed). */
+int upmd_iova_table_clear(const void *va, size_t len);
+/** The VA at @iova (debugging, the model): a search, not O(1). NULL if none. */
+void *upmd_iova_table_to_va(uint64_t iova);
+/** Forget everything and free the tables; no reader may run concurrently. */
+void upmd_iova_table_reset(void);
+
+/** The IOVA of @va, or UPMD_BAD_IOVA. O(1), lock-free. */
+static inline uint64_t upmd_iova_from_va(const void *va)
+{
+	uintptr_t a = (uintptr_t)va;
+	const uint64_t *t;
+	uint64_t e;
+
+	if (upmd_unlikely(a >> UPMD_IOVA_TABLE_VA_BITS))
+		return UPMD_BAD_IOVA;
+	t = __atomic_load_n(&upmd_iova_table_l1[a >> UPMD_IOVA_TABLE_L1_SHIFT], __ATOMIC_ACQUIRE);
+	if (upmd_unlikely(!t))
+		return UPMD_BAD_IOVA;
+	e = __atomic_load_n(&t[(a >> UPMD_IOVA_TABLE_L2_SHIFT) & 511], __ATOMIC_ACQUIRE);
+	if (e & UPMD_IOVA_TE_TABLE) {
+		t = (const uint64_t *)(uintptr_t)(e & ~UPMD_IOVA_TE_FLAGS);
+		e = __atomic_load_n(&t[(a >> UPMD_IOVA_TABLE_L3_SHIFT) & 511], __ATOMIC_ACQUIRE);
+	}
+	if (upmd_unlikely(!(e & UPMD_IOVA_TE_VALID)))
+		return UPMD_BAD_IOVA;
+	return a + (e & ~UPMD_IOVA_TE_FLAGS);
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UPMD_IOVA_H */

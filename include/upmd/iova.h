@@ -40,12 +40,14 @@ void upmd_iova_allocator_destroy(struct upmd_iova_allocator *a);
 /**
  * Allocate @size bytes (a multiple of the granule) aligned to @align (a
  * power of two; 0 means the granule). @return 0 and *iova, -EINVAL,
- * -ENOSPC when no free block fits.
+ * -ENOSPC when no free block fits, -ENOMEM if node storage cannot grow
+ * (never in steady state).
  */
 int upmd_iova_alloc(struct upmd_iova_allocator *a, uint64_t size, uint64_t align, uint64_t *iova);
 
-/** Take exactly [iova, iova+size). @return 0, -EINVAL (unaligned, or not
- * wholly inside the allowed ranges), -EEXIST (any part already taken). */
+/** Take exactly [iova, iova+size). @return 0, -EINVAL (unaligned, below
+ * the floor, or not wholly inside the allowed ranges), -EEXIST (any part
+ * already taken), -ENOMEM. */
 int upmd_iova_alloc_fixed(struct upmd_iova_allocator *a, uint64_t iova, uint64_t size);
 
 /**
@@ -57,9 +59,10 @@ int upmd_iova_alloc_fixed(struct upmd_iova_allocator *a, uint64_t iova, uint64_t
 int upmd_iova_free(struct upmd_iova_allocator *a, uint64_t iova, uint64_t size);
 
 /**
- * Narrow the allowed ranges (an attach added reserved regions). @return 0,
- * -EBUSY (an allocation lies outside the new ranges; nothing changed),
- * -EINVAL, -ENOMEM.
+ * Narrow the allowed ranges (an attach added reserved regions): the space
+ * becomes the overlap of the old and the new ranges; it never widens.
+ * @return 0, -EBUSY (an allocation lies outside the new ranges; nothing
+ * changed), -EINVAL (no ranges), -ENOMEM.
  */
 int upmd_iova_allocator_restrict(struct upmd_iova_allocator *a, const struct upmd_iova_range *ranges,
 				 unsigned n);

@@ -1085,73 +1085,8 @@ struct model_file *model_file_get(struct upmd_model *m, int fd)
 
 /* ---- pass-through ------------------------------------------------------------------ */
 
-/*
- * What is not the model's goes to libc, with the table's conventions
- * (-errno, O_CLOEXEC/EFD_CLOEXEC added). Called directly rather than
- * through upmd_kops_libc so each call runs exactly once whatever that
- * table's helpers do.
- */
-static long neg(long r)
-{
-	return r < 0 ? -errno : r;
-}
-
-static int lc_open(const char *path, int flags)
-{
-	return (int)neg(open(path, flags | O_CLOEXEC));
-}
-
-static int lc_close(int fd)
-{
-	return (int)neg(close(fd));
-}
-
-static int lc_ioctl(int fd, unsigned long req, void *arg)
-{
-	return (int)neg(ioctl(fd, req, arg));
-}
-
-static int lc_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off, void **out)
-{
-	void *p = mmap(addr, len, prot, flags, fd, off);
-
-	if (p == MAP_FAILED)
-		return -errno;
-	*out = p;
-	return 0;
-}
-
-static ssize_t lc_readlink(const char *path, char *buf, size_t len)
-{
-	ssize_t n;
-
-	if (!buf || len == 0)
-		return -EINVAL;
-	n = readlink(path, buf, len - 1);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return n;
-}
-
-static int lc_listdir(const char *path, int (*cb)(const char *, void *), void *arg)
-{
-	struct dirent *de;
-	DIR *dir = opendir(path);
-	int rc = 0;
-
-	if (!dir)
-		return -errno;
-	while ((de = readdir(dir))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		rc = cb(de->d_name, arg);
-		if (rc)
-			break;
-	}
-	closedir(dir);
-	return rc;
-}
+/* What is not the model's goes to the libc table, one call per call. */
+#define LIBC(op, ...) upmd_kops_libc.op(NULL, __VA_ARGS__)
 
 /* ---- the kops table --------------------------------------------------------------- */
 
@@ -1163,7 +1098,7 @@ static int k_open(void *ctx, const char *path, int flags)
 	if (!path)
 		return -EFAULT;
 	if (!model_owns_path(m, path))
-		return lc_open(path, flags);
+		return LIBC(open, path, flags);
 	pthread_mutex_lock(&m->lock);
 	rc = model_path_open(m, path, flags);
 	pthread_mutex_unlock(&m->lock);
@@ -1177,7 +1112,7 @@ static int k_close(void *ctx, int fd)
 	pthread_mutex_lock(&m->lock);
 	if (!model_file_get(m, fd)) {
 		pthread_mutex_unlock(&m->lock);
-		return lc_close(fd);
+		return LIBC(close, fd);
 	}
 	file_close(m, fd);
 	pthread_mutex_unlock(&m->lock);
@@ -1194,7 +1129,7 @@ static int k_ioctl(void *ctx, int fd, unsigned long req, void *arg)
 	f = model_file_get(m, fd);
 	if (!f) {
 		pthread_mutex_unlock(&m->lock);
-		return lc_ioctl(fd, req, arg);
+		return LIBC(ioctl, fd, req, arg);
 	}
 	switch (f->kind) {
 	case MF_IOMMUFD:
@@ -1228,7 +1163,7 @@ static int k_mmap(void *ctx, void *addr, size_t len, int prot, int flags, int fd
 	f = model_file_get(m, fd);
 	if (!f) {
 		pthread_mutex_unlock(&m->lock);
-		return lc_mmap(addr, len, prot, flags, fd, off, out);
+		return LIBC(mmap, addr, len, prot, flags, fd, off, out);
 	}
 	/* Only device files implement mmap; the others have no mmap op. */
 	rc = f->kind == MF_DEVICE ? model_device_mmap(f->u.df, addr, len, prot, flags, off, out)
@@ -1246,7 +1181,7 @@ static int k_munmap(void *ctx, void *addr, size_t len)
 	pthread_mutex_lock(&m->lock);
 	rc = model_munmap(m, addr, len, &handled);
 	pthread_mutex_unlock(&m->lock);
-	return handled ? rc : (int)neg(munmap(addr, len));
+	return handled ? rc : LIBC(munmap, addr, len);
 }
 
 static ssize_t file_rw(struct upmd_model *m, int fd, void *buf, size_t n, off_t off, bool use_pos,
@@ -1286,7 +1221,7 @@ static ssize_t k_pread(void *ctx, int fd, void *buf, size_t n, off_t off)
 	pthread_mutex_lock(&m->lock);
 	rc = file_rw(m, fd, buf, n, off, false, false, &handled);
 	pthread_mutex_unlock(&m->lock);
-	return handled ? rc : neg(pread(fd, buf, n, off));
+	return handled ? rc : LIBC(pread, fd, buf, n, off);
 }
 
 static ssize_t k_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
@@ -1298,7 +1233,7 @@ static ssize_t k_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
 	pthread_mutex_lock(&m->lock);
 	rc = file_rw(m, fd, (void *)(uintptr_t)buf, n, off, false, true, &handled);
 	pthread_mutex_unlock(&m->lock);
-	return handled ? rc : neg(pwrite(fd, buf, n, off));
+	return handled ? rc : LIBC(pwrite, fd, buf, n, off);
 }
 
 static ssize_t k_read(void *ctx, int fd, void *buf, size_t n)
@@ -1310,7 +1245,7 @@ static ssize_t k_read(void *ctx, int fd, void *buf, size_t n)
 	pthread_mutex_lock(&m->lock);
 	rc = file_rw(m, fd, buf, n, 0, true, false, &handled);
 	pthread_mutex_unlock(&m->lock);
-	return handled ? rc : neg(read(fd, buf, n));
+	return handled ? rc : LIBC(read, fd, buf, n);
 }
 
 static ssize_t k_write(void *ctx, int fd, const void *buf, size_t n)
@@ -1322,7 +1257,7 @@ static ssize_t k_write(void *ctx, int fd, const void *buf, size_t n)
 	pthread_mutex_lock(&m->lock);
 	rc = file_rw(m, fd, (void *)(uintptr_t)buf, n, 0, true, true, &handled);
 	pthread_mutex_unlock(&m->lock);
-	return handled ? rc : neg(write(fd, buf, n));
+	return handled ? rc : LIBC(write, fd, buf, n);
 }
 
 static int k_eventfd(void *ctx, unsigned int initval, int flags)
@@ -1330,7 +1265,7 @@ static int k_eventfd(void *ctx, unsigned int initval, int flags)
 	(void)ctx;
 	/* Real eventfds: the model signals them with write(2) like the
 	 * kernel's eventfd_signal, and the driver polls them. */
-	return (int)neg(eventfd(initval, flags | EFD_CLOEXEC));
+	return LIBC(eventfd, initval, flags);
 }
 
 static ssize_t k_readlink(void *ctx, const char *path, char *buf, size_t len)
@@ -1341,7 +1276,7 @@ static ssize_t k_readlink(void *ctx, const char *path, char *buf, size_t len)
 	if (!path)
 		return -EFAULT;
 	if (!model_owns_path(m, path))
-		return lc_readlink(path, buf, len);
+		return LIBC(readlink, path, buf, len);
 	pthread_mutex_lock(&m->lock);
 	rc = model_readlink(m, path, buf, len);
 	pthread_mutex_unlock(&m->lock);
@@ -1355,7 +1290,7 @@ static int k_listdir(void *ctx, const char *path, int (*cb)(const char *, void *
 	if (!path || !cb)
 		return -EFAULT;
 	if (!model_owns_path(m, path))
-		return lc_listdir(path, cb, arg);
+		return LIBC(listdir, path, cb, arg);
 	/* model_listdir collects the names under the lock and calls @cb
 	 * without it, so a callback may use the table again. */
 	return model_listdir(m, path, cb, arg);
@@ -1369,7 +1304,7 @@ static int k_access(void *ctx, const char *path, int mode)
 	if (!path)
 		return -EFAULT;
 	if (!model_owns_path(m, path))
-		return (int)neg(access(path, mode));
+		return LIBC(access, path, mode);
 	pthread_mutex_lock(&m->lock);
 	rc = model_access(m, path, mode);
 	pthread_mutex_unlock(&m->lock);

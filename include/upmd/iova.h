@@ -117,14 +117,17 @@ extern uint64_t *upmd_iova_table_l1[UPMD_IOVA_TABLE_L1_ENTRIES];
 
 /**
  * Record that [va, va+len) is at [iova, iova+len). All three 4 KiB
- * aligned. 2 MiB-aligned spans take one level-2 entry. @return 0, -EINVAL,
- * -EEXIST (part of it is already recorded; nothing changed), -ENOMEM.
- * Writers are serialised internally.
+ * aligned. 2 MiB-aligned spans take one level-2 entry. @return 0, -EINVAL
+ * (unaligned, beyond the 48-bit user space, or an IOVA range that wraps or
+ * reaches UPMD_BAD_IOVA), -EEXIST (part of it is already recorded; nothing
+ * changed), -ENOMEM (nothing changed). Writers are serialised internally;
+ * a reader racing a set or clear sees, for each page, the old or the new
+ * value, never a mix.
  */
 int upmd_iova_table_set(const void *va, uint64_t iova, size_t len);
 /** Forget [va, va+len). @return 0, -EINVAL, -ENOENT (part was not recorded; nothing changed). */
 int upmd_iova_table_clear(const void *va, size_t len);
-/** The VA at @iova (debugging, the model): a search, not O(1). NULL if none. */
+/** The VA at @iova (debugging, the model): O(log n) over recorded extents, under the writers' lock. NULL if none; one of them when several VAs share the IOVA. */
 void *upmd_iova_table_to_va(uint64_t iova);
 /** Forget everything and free the tables; no reader may run concurrently. */
 void upmd_iova_table_reset(void);

@@ -68,6 +68,8 @@ int eal_memory_map_ioas(struct upmd_ioas *ioas, enum upmd_iova_mode mode,
 			enum upmd_iova_mode *chosen);
 /** Unmap every segment from the IOAS it was mapped into. */
 void eal_memory_unmap_ioas(void);
+/* iova/iova_map.c: unmap every dynamic mapping, carry out deferred unmaps. */
+void eal_iova_map_cleanup(void);
 /** Release every segment and memzone; unmaps from the IOAS first if still
  * mapped, so call it before the IOAS is closed. */
 void eal_memory_cleanup(void);

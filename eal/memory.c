@@ -23,6 +23,7 @@
 #include <numaif.h>
 
 #include <upmd/ioas.h>
+#include <upmd/iova.h>
 #include <upmd/log.h>
 #include <upmd/memory.h>
 
@@ -1011,6 +1012,7 @@ static void unmap_segs(void)
 
 		if (!s->ioas)
 			continue;
+		upmd_iova_table_clear(s->ms.va, s->ms.len);
 		rc = upmd_ioas_unmap(s->ioas, s->ms.iova, s->ms.len);
 		if (rc < 0)
 			UPMD_WARN("mem", "unmapping segment %u (IOVA 0x%" PRIx64 ") failed: %s", i, s->ms.iova,
@@ -1100,6 +1102,13 @@ int eal_memory_map_ioas(struct upmd_ioas *ioas, enum upmd_iova_mode mode,
 					 s->ms.len, s->ms.va, strerror(-rc));
 			goto err_unmap;
 		}
+		rc = upmd_iova_table_set(s->ms.va, iova, s->ms.len);
+		if (rc < 0) {
+			UPMD_ERR("mem", "recording segment %u (%zu bytes at %p) in the VA->IOVA table failed: %s", i,
+				 s->ms.len, s->ms.va, strerror(-rc));
+			upmd_ioas_unmap(ioas, iova, s->ms.len);
+			goto err_unmap;
+		}
 		s->ioas = ioas;
 		s->ms.iova = iova;
 	}
@@ -1148,19 +1157,8 @@ size_t upmd_mem_total(int socket_id)
 	return t;
 }
 
-/* A scan over at most one segment per node; an O(1) table replaces it once
- * dynamic mappings join the segments. */
+/* Segments and dynamic mappings alike: the O(1) table. */
 uint64_t upmd_mem_virt2iova(const void *va)
 {
-	uintptr_t a = (uintptr_t)va;
-	unsigned i;
-
-	for (i = 0; i < mem.n; i++) {
-		const struct upmd_memseg *ms = &mem.segs[i].ms;
-		uintptr_t base = (uintptr_t)ms->va;
-
-		if (a >= base && a - base < ms->len)
-			return ms->iova == UPMD_BAD_IOVA ? UPMD_BAD_IOVA : ms->iova + (a - base);
-	}
-	return UPMD_BAD_IOVA;
+	return upmd_iova_from_va(va);
 }

@@ -824,6 +824,30 @@ int upmd_model_get_stats(struct upmd_model *m, struct upmd_model_stats *st)
 	return 0;
 }
 
+static int mapping_cmp(const void *a, const void *b)
+{
+	const struct upmd_model_mapping *x = a, *y = b;
+
+	if (x->ioas_id != y->ioas_id)
+		return x->ioas_id < y->ioas_id ? -1 : 1;
+	return x->iova < y->iova ? -1 : x->iova > y->iova;
+}
+
+int upmd_model_mappings(struct upmd_model *m, struct upmd_model_mapping *out, unsigned max)
+{
+	unsigned n;
+
+	if (!m || (!out && max))
+		return -EINVAL;
+	pthread_mutex_lock(&m->lock);
+	n = model_ictx_mappings(m, out, max, 0);
+	n = model_container_mappings(m, out, max, n);
+	pthread_mutex_unlock(&m->lock);
+	if (out)
+		qsort(out, UPMD_MIN(n, max), sizeof(*out), mapping_cmp);
+	return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
 void upmd_model_stats_reset(struct upmd_model *m)
 {
 	if (!m)

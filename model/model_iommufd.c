@@ -91,6 +91,39 @@ unsigned model_ictx_objects(struct upmd_model *m)
 	return n;
 }
 
+unsigned model_ictx_mappings(struct upmd_model *m, struct upmd_model_mapping *out, unsigned max, unsigned n)
+{
+	struct model_ictx *ictx;
+	uint32_t i;
+	unsigned j;
+
+	for (ictx = m->ictxs; ictx; ictx = ictx->next)
+		for (i = 1; i < ictx->nobjs; i++) {
+			struct model_ioas *ioas;
+
+			if (!ictx->objs[i] || ictx->objs[i]->type != MOBJ_IOAS)
+				continue;
+			ioas = (struct model_ioas *)ictx->objs[i];
+			pthread_rwlock_rdlock(&ioas->rw);
+			for (j = 0; j < ioas->nareas; j++, n++) {
+				const struct model_area *a = &ioas->areas[j];
+
+				if (n >= max)
+					continue;
+				out[n] = (struct upmd_model_mapping){
+					.ioas_id = ioas->obj.id,
+					.prot = ((a->prot & IOMMU_IOAS_MAP_READABLE) ? UPMD_MODEL_MAP_READ : 0) |
+						((a->prot & IOMMU_IOAS_MAP_WRITEABLE) ? UPMD_MODEL_MAP_WRITE : 0),
+					.iova = a->iova,
+					.len = a->last - a->iova + 1,
+					.va = a->pages->is_file ? 0 : a->pages->base + a->start_byte,
+				};
+			}
+			pthread_rwlock_unlock(&ioas->rw);
+		}
+	return n;
+}
+
 /* ---- accounting and pinning ----------------------------------------------- */
 
 int model_charge(struct upmd_model *m, int acct, uint64_t npages)

@@ -405,6 +405,10 @@ void model_idev_unbind(struct model_idev *idev);
 int model_idev_attach(struct model_idev *idev, uint32_t pasid, bool has_pasid, uint32_t *pt_id);
 void model_idev_detach(struct model_idev *idev, uint32_t pasid, bool has_pasid);
 unsigned model_ictx_objects(struct upmd_model *m);
+/* Append every IOAS area to @out (up to @max), counting all; m->lock held. */
+unsigned model_ictx_mappings(struct upmd_model *m, struct upmd_model_mapping *out, unsigned max, unsigned n);
+/* The same for type1 containers. */
+unsigned model_container_mappings(struct upmd_model *m, struct upmd_model_mapping *out, unsigned max, unsigned n);
 /* Translate and copy through @ioas (attach_rw held for reading). */
 int model_ioas_dma(struct model_ioas *ioas, struct upmd_model_dev *d, uint32_t pasid,
 		   uint64_t iova, void *buf, size_t len, bool write);

@@ -1152,6 +1152,31 @@ static int t1_get_info(struct model_container *c, void *arg)
 	return 0;
 }
 
+unsigned model_container_mappings(struct upmd_model *m, struct upmd_model_mapping *out, unsigned max, unsigned n)
+{
+	struct model_container *c;
+	unsigned i;
+
+	for (c = m->containers; c; c = c->next) {
+		pthread_rwlock_rdlock(&c->rw);
+		for (i = 0; i < c->ndmas; i++, n++) {
+			const struct model_t1dma *d = &c->dmas[i];
+
+			if (n >= max)
+				continue;
+			out[n] = (struct upmd_model_mapping){
+				.prot = ((d->prot & VFIO_DMA_MAP_FLAG_READ) ? UPMD_MODEL_MAP_READ : 0) |
+					((d->prot & VFIO_DMA_MAP_FLAG_WRITE) ? UPMD_MODEL_MAP_WRITE : 0),
+				.iova = d->iova,
+				.len = d->size,
+				.va = d->vaddr,
+			};
+		}
+		pthread_rwlock_unlock(&c->rw);
+	}
+	return n;
+}
+
 static struct model_t1dma *t1_find(struct model_container *c, uint64_t start, uint64_t size)
 {
 	unsigned i;

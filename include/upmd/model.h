@@ -111,6 +111,25 @@ int upmd_model_get_stats(struct upmd_model *m, struct upmd_model_stats *st);
  * model. Thread-safe. */
 void upmd_model_stats_reset(struct upmd_model *m);
 
+/** One IOVA mapping the model's IOMMU holds (an iommufd area or a type1 DMA). */
+struct upmd_model_mapping {
+	uint32_t ioas_id;	/* the IOAS id; 0 for a type1 container */
+	uint32_t prot;		/* UPMD_MODEL_MAP_READ | UPMD_MODEL_MAP_WRITE */
+	uint64_t iova;
+	uint64_t len;
+	uint64_t va;		/* the user VA it maps; 0 when mapped from a file */
+};
+#define UPMD_MODEL_MAP_READ 0x1u
+#define UPMD_MODEL_MAP_WRITE 0x2u
+
+/**
+ * Every mapping of every IOAS and container, sorted by (ioas_id, iova),
+ * so a test can check what the library believes against what the
+ * "kernel" holds. Stores up to @max in @out. Thread-safe.
+ * @return the total number (may exceed @max), or -EINVAL.
+ */
+int upmd_model_mappings(struct upmd_model *m, struct upmd_model_mapping *out, unsigned max);
+
 enum upmd_model_fault_reason {
 	UPMD_MODEL_FAULT_UNMAPPED = 1,	/* no mapping at that IOVA */
 	UPMD_MODEL_FAULT_NO_READ,	/* mapping lacks READABLE */

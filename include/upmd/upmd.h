@@ -8,6 +8,7 @@
 #include <upmd/memory.h>
 #include <upmd/ioas.h>
 #include <upmd/iova.h>
+#include <upmd/iova_map.h>
 #include <upmd/pci.h>
 #include <upmd/bus.h>
 #include <upmd/model.h>

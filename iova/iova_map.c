@@ -11,7 +11,7 @@
 #include <upmd/iova_map.h>
 #include <upmd/log.h>
 
-#include "eal/eal_private.h"
+#include "../eal/eal_private.h"
 
 #define MAP_LOG "iova"
 #define PAGE 4096ULL

@@ -83,17 +83,23 @@ static int run(const char *backend)
 		       XFER, (unsigned long long)src->iova, (unsigned long long)dst->iova);
 	}
 
-	/* A dynamic mapping, used, then unmapped: the next DMA must fault. */
+	/* An ephemeral dynamic mapping, used, then unmapped (deferred, then
+	 * flushed): the next DMA must fault. */
 	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	memset(page, 0x22, 4096);
-	if (upmd_ioas_map(upmd_ioas_default(), page, 4096, &iova, UPMD_IOAS_MAP_RW) ||
+	if (upmd_iova_map(page, 4096, UPMD_IOVA_MAP_RW | UPMD_IOVA_MAP_EPHEMERAL, &iova) ||
+	    upmd_iova_from_va(page + 8) != iova + 8 ||
 	    upmd_edu_dma(edu, iova, 0, 64, true, 10000) || page[0] != (uint8_t)1) {
 		printf("FAIL: DMA into a dynamic mapping\n");
 		fails++;
+	} else {
+		printf("[%s] dynamic mapping of %p at IOVA 0x%llx: DMA landed\n", backend, (void *)page,
+		       (unsigned long long)iova);
 	}
 	memset(page, 0x22, 4096);
 	kfd = kmsg_open();
-	if (upmd_ioas_unmap(upmd_ioas_default(), iova, 4096)) {
+	if (upmd_iova_unmap(page, 4096) || upmd_iova_from_va(page) != UPMD_BAD_IOVA ||
+	    upmd_iova_unmap_flush()) {
 		printf("FAIL: unmap\n");
 		fails++;
 	}

@@ -38,7 +38,7 @@ static unsigned main_lcore = UPMD_MAX_LCORE;
 static unsigned n_lcores;
 static cpu_set_t saved_affinity;
 static bool affinity_saved;
-static __thread unsigned this_lcore = UPMD_MAX_LCORE;
+__thread unsigned upmd_this_lcore_ = UPMD_MAX_LCORE;
 
 int eal_parse_mb(const char *s, size_t *bytes)
 {
@@ -120,7 +120,7 @@ static void *worker_main(void *argp)
 {
 	struct lcore *lc = argp;
 
-	this_lcore = (unsigned)(lc - lcores);
+	upmd_this_lcore_ = (unsigned)(lc - lcores);
 	pthread_mutex_lock(&lc->lock);
 	for (;;) {
 		while (lc->state != UPMD_LCORE_RUNNING && !lc->quit)
@@ -200,7 +200,7 @@ int eal_lcores_init(const bool *set)
 		n_lcores++;
 		if (main_lcore == UPMD_MAX_LCORE) {
 			main_lcore = i;
-			this_lcore = i;
+			upmd_this_lcore_ = i;
 			rc = pin(pthread_self(), lc->cpu);
 			if (rc < 0)
 				goto err;
@@ -246,13 +246,8 @@ void eal_lcores_cleanup(void)
 		sched_setaffinity(0, sizeof(saved_affinity), &saved_affinity);
 	affinity_saved = false;
 	main_lcore = UPMD_MAX_LCORE;
-	this_lcore = UPMD_MAX_LCORE;
+	upmd_this_lcore_ = UPMD_MAX_LCORE;
 	n_lcores = 0;
-}
-
-unsigned upmd_lcore_id(void)
-{
-	return this_lcore;
 }
 
 unsigned upmd_get_main_lcore(void)
@@ -282,7 +277,7 @@ int upmd_lcore_to_socket_id(unsigned lcore_id)
 
 int upmd_socket_id(void)
 {
-	int s = upmd_lcore_to_socket_id(this_lcore);
+	int s = upmd_lcore_to_socket_id(upmd_this_lcore_);
 
 	return s < 0 ? 0 : s;
 }

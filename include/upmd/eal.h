@@ -52,8 +52,15 @@ typedef int (upmd_lcore_function_t)(void *arg);
 
 enum upmd_lcore_state { UPMD_LCORE_WAIT, UPMD_LCORE_RUNNING, UPMD_LCORE_FINISHED };
 
+/* The calling thread's lcore id (internal: use upmd_lcore_id()). Initial
+ * exec: one thread-pointer-relative load, as the data paths need. */
+extern __thread unsigned upmd_this_lcore_ __attribute__((tls_model("initial-exec")));
+
 /** Id of the calling lcore, or UPMD_MAX_LCORE for a non-EAL thread. */
-unsigned upmd_lcore_id(void);
+static inline unsigned upmd_lcore_id(void)
+{
+	return upmd_this_lcore_;
+}
 /** The main lcore (the first of -l). */
 unsigned upmd_get_main_lcore(void);
 /** Number of enabled lcores. */

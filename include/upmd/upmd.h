@@ -9,6 +9,7 @@
 #include <upmd/ioas.h>
 #include <upmd/iova.h>
 #include <upmd/iova_map.h>
+#include <upmd/ring.h>
 #include <upmd/pci.h>
 #include <upmd/bus.h>
 #include <upmd/model.h>

@@ -427,6 +427,8 @@ int upmd_eal_cleanup(void)
 	/* Devices first, so no DMA is in flight when memory is unmapped. */
 	buses_cleanup();
 	eal_lcores_cleanup();
+	eal_mempool_cleanup();
+	eal_ring_cleanup();
 	eal_iova_map_cleanup();
 	eal_memory_unmap_ioas();
 	eal_memory_cleanup();

@@ -70,6 +70,9 @@ int eal_memory_map_ioas(struct upmd_ioas *ioas, enum upmd_iova_mode mode,
 void eal_memory_unmap_ioas(void);
 /* iova/iova_map.c: unmap every dynamic mapping, carry out deferred unmaps. */
 void eal_iova_map_cleanup(void);
+/* mempool/: free the pools and the memzone rings the application left. */
+void eal_mempool_cleanup(void);
+void eal_ring_cleanup(void);
 /** Release every segment and memzone; unmaps from the IOAS first if still
  * mapped, so call it before the IOAS is closed. */
 void eal_memory_cleanup(void);

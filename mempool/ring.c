@@ -10,6 +10,8 @@
 #include <upmd/memory.h>
 #include <upmd/ring.h>
 
+#include "../eal/eal_private.h"
+
 #define RING_LOG "ring"
 
 _Static_assert(sizeof(struct upmd_ring) % (2 * UPMD_CACHE_LINE_SIZE) == 0,
@@ -192,4 +194,20 @@ void upmd_ring_free(struct upmd_ring *r)
 		upmd_memzone_free(r->mz);
 	else
 		free(r->heap);
+}
+
+void eal_ring_cleanup(void)
+{
+	for (;;) {
+		struct ring_entry *e;
+
+		pthread_mutex_lock(&reg_lock);
+		for (e = reg; e && !e->r->mz; e = e->next)
+			;
+		pthread_mutex_unlock(&reg_lock);
+		if (!e)
+			break;
+		UPMD_WARN(RING_LOG, "ring \"%s\" was not freed before EAL cleanup: freeing it", e->r->name);
+		upmd_ring_free(e->r);
+	}
 }

@@ -10,6 +10,7 @@
 #include <upmd/iova.h>
 #include <upmd/iova_map.h>
 #include <upmd/ring.h>
+#include <upmd/mempool.h>
 #include <upmd/pci.h>
 #include <upmd/bus.h>
 #include <upmd/model.h>

@@ -11,6 +11,7 @@
 #include <upmd/iova_map.h>
 #include <upmd/ring.h>
 #include <upmd/mempool.h>
+#include <upmd/mbuf.h>
 #include <upmd/pci.h>
 #include <upmd/bus.h>
 #include <upmd/model.h>

@@ -20,6 +20,7 @@
  * concurrently and returns everything.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,29 +29,18 @@
 #include <upmd/iova.h>
 #include <upmd/log.h>
 
-#define CLASS_SHIFT 12
-#define NCLASS 11	/* 4 KiB .. 4 MiB */
-#define CLASS_MASK (((UPMD_IOVA_CACHE_MAX_SIZE << 1) - 1) & ~((1ULL << CLASS_SHIFT) - 1))
+#define CLASS_SHIFT UPMD_IOVA_CACHE_CLASS_SHIFT
+#define NCLASS UPMD_IOVA_CACHE_CLASSES	/* 4 KiB .. 4 MiB */
+#define CLASS_MASK UPMD_IOVA_CACHE_CLASS_MASK
 #define DEPOT_MAX 32
 #define REFILL (UPMD_IOVA_MAG_SIZE / 2)
 
 _Static_assert(UPMD_IOVA_CACHE_MAX_SIZE == 1ULL << (CLASS_SHIFT + NCLASS - 1), "class count");
 
-struct mag {
-	unsigned n;
-	struct mag *next;
-	uint64_t iova[UPMD_IOVA_MAG_SIZE];
-};
-
-struct slot {
-	struct mag *loaded;
-	struct mag *prev;
-};
-
-struct lcore_cache {
-	struct slot s[NCLASS];
-	uint64_t gen;		/* the flush generation last honoured */
-} __upmd_cache_aligned;
+/* The magazines and per-lcore slots are in iova.h: the fast path is inline there. */
+#define mag upmd_iova_mag
+#define slot upmd_iova_cache_slot
+#define lcore_cache upmd_iova_cache_lcore
 
 struct depot {
 	pthread_mutex_t lock;
@@ -60,11 +50,13 @@ struct depot {
 } __upmd_cache_aligned;
 
 struct upmd_iova_cache {
+	struct lcore_cache lc[UPMD_MAX_LCORE];	/* first: the inline fast path finds it at the start */
 	struct upmd_iova_allocator *a;	/* read-mostly line */
 	uint64_t gen;			/* flush generation; written only by flush */
 	struct depot depot[NCLASS];
-	struct lcore_cache lc[UPMD_MAX_LCORE];
 };
+
+_Static_assert(offsetof(struct upmd_iova_cache, lc) == 0, "the lcore caches open the cache");
 
 static inline bool is_class(uint64_t size)
 {
@@ -310,7 +302,7 @@ static __attribute__((noinline)) int alloc_slow(struct upmd_iova_cache *c, unsig
 	return 0;
 }
 
-int upmd_iova_cache_alloc(struct upmd_iova_cache *c, uint64_t size, uint64_t *iova)
+int upmd_iova_cache_alloc_slow_(struct upmd_iova_cache *c, uint64_t size, uint64_t *iova)
 {
 	unsigned lcore = upmd_lcore_id();
 
@@ -379,7 +371,7 @@ static __attribute__((noinline)) int free_slow(struct upmd_iova_cache *c, unsign
 	return 0;
 }
 
-int upmd_iova_cache_free(struct upmd_iova_cache *c, uint64_t iova, uint64_t size)
+int upmd_iova_cache_free_slow_(struct upmd_iova_cache *c, uint64_t iova, uint64_t size)
 {
 	unsigned lcore = upmd_lcore_id();
 

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <upmd/common.h>
+#include <upmd/eal.h>
 #include <upmd/ioas.h>
 
 #ifdef __cplusplus
@@ -86,11 +87,84 @@ unsigned upmd_iova_allocator_free_blocks(struct upmd_iova_allocator *a);
 
 struct upmd_iova_cache;
 
+#define UPMD_IOVA_CACHE_CLASS_SHIFT 12
+#define UPMD_IOVA_CACHE_CLASSES 11
+#define UPMD_IOVA_CACHE_CLASS_MASK \
+	(((UPMD_IOVA_CACHE_MAX_SIZE << 1) - 1) & ~((1ULL << UPMD_IOVA_CACHE_CLASS_SHIFT) - 1))
+
+/* Internal, here for the inline fast path: a magazine, and an lcore's
+ * loaded and previous magazine per class. A cache starts with
+ * UPMD_MAX_LCORE of the latter. */
+struct upmd_iova_mag {
+	unsigned n;
+	struct upmd_iova_mag *next;
+	uint64_t iova[UPMD_IOVA_MAG_SIZE];
+};
+
+struct upmd_iova_cache_slot {
+	struct upmd_iova_mag *loaded;
+	struct upmd_iova_mag *prev;
+};
+
+struct upmd_iova_cache_lcore {
+	struct upmd_iova_cache_slot s[UPMD_IOVA_CACHE_CLASSES];
+	uint64_t gen;		/* the flush generation last honoured */
+} __upmd_cache_aligned;
+
 int upmd_iova_cache_create(struct upmd_iova_allocator *a, struct upmd_iova_cache **out);
 /** Return every cached IOVA to the allocator and free the cache. */
 void upmd_iova_cache_destroy(struct upmd_iova_cache *c);
-int upmd_iova_cache_alloc(struct upmd_iova_cache *c, uint64_t size, uint64_t *iova);
-int upmd_iova_cache_free(struct upmd_iova_cache *c, uint64_t iova, uint64_t size);
+/* out of line: magazine swaps, the depot, the allocator */
+int upmd_iova_cache_alloc_slow_(struct upmd_iova_cache *c, uint64_t size, uint64_t *iova);
+int upmd_iova_cache_free_slow_(struct upmd_iova_cache *c, uint64_t iova, uint64_t size);
+
+static inline struct upmd_iova_mag *upmd_iova_cache_loaded_(struct upmd_iova_cache *c, unsigned lcore,
+							    uint64_t size)
+{
+	return ((struct upmd_iova_cache_lcore *)(void *)c)[lcore]
+		.s[__builtin_ctzll(size) - UPMD_IOVA_CACHE_CLASS_SHIFT].loaded;
+}
+
+static inline bool upmd_iova_cache_is_class_(uint64_t size)
+{
+	return (size & UPMD_IOVA_CACHE_CLASS_MASK) && !(size & (size - 1));
+}
+
+/**
+ * Allocate @size bytes: a class size from the calling lcore's magazine
+ * (aligned to the size), anything else from the allocator. @return as
+ * upmd_iova_alloc().
+ */
+static inline int upmd_iova_cache_alloc(struct upmd_iova_cache *c, uint64_t size, uint64_t *iova)
+{
+	unsigned lcore = upmd_lcore_id();
+
+	if (upmd_likely(lcore < UPMD_MAX_LCORE && upmd_iova_cache_is_class_(size))) {
+		struct upmd_iova_mag *m = upmd_iova_cache_loaded_(c, lcore, size);
+
+		if (upmd_likely(m && m->n)) {
+			*iova = m->iova[--m->n];
+			return 0;
+		}
+	}
+	return upmd_iova_cache_alloc_slow_(c, size, iova);
+}
+
+/** Give back what upmd_iova_cache_alloc() gave. @return as upmd_iova_free(). */
+static inline int upmd_iova_cache_free(struct upmd_iova_cache *c, uint64_t iova, uint64_t size)
+{
+	unsigned lcore = upmd_lcore_id();
+
+	if (upmd_likely(lcore < UPMD_MAX_LCORE && upmd_iova_cache_is_class_(size) && !(iova & (size - 1)))) {
+		struct upmd_iova_mag *m = upmd_iova_cache_loaded_(c, lcore, size);
+
+		if (upmd_likely(m && m->n < UPMD_IOVA_MAG_SIZE)) {
+			m->iova[m->n++] = iova;
+			return 0;
+		}
+	}
+	return upmd_iova_cache_free_slow_(c, iova, size);
+}
 /** Return every cached IOVA to the allocator (e.g. on -ENOSPC). */
 void upmd_iova_cache_flush(struct upmd_iova_cache *c);
 

@@ -150,11 +150,19 @@ static inline struct upmd_mempool_cache *upmd_mempool_default_cache(struct upmd_
 	return &mp->cache[id];
 }
 
-/* Copy @n pointers; the compiler turns the loop into wide moves. */
-static inline void upmd_mempool_copy_(void **dst, void *const *src, unsigned n)
+/* Copy @n pointers; the arrays never overlap (restrict), so the compiler
+ * turns the loop into wide moves. */
+static inline void upmd_mempool_copy_(void **__restrict dst, void *const *__restrict src, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
 		dst[i] = src[i];
+}
+
+/* Copy @n pointers from the top of a stack, last first. */
+static inline void upmd_mempool_copy_rev_(void **__restrict dst, void *const *__restrict top, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		dst[i] = top[-1 - (int)i];
 }
 
 static inline void upmd_mempool_put_unchecked_(struct upmd_mempool *mp, void *const *objs, unsigned n)
@@ -176,7 +184,6 @@ static inline void upmd_mempool_put_unchecked_(struct upmd_mempool *mp, void *co
 static inline int upmd_mempool_get_unchecked_(struct upmd_mempool *mp, void **objs, unsigned n)
 {
 	struct upmd_mempool_cache *c = upmd_mempool_default_cache(mp);
-	unsigned i;
 
 	if (upmd_unlikely(!c || n > c->size))
 		return upmd_ring_dequeue_bulk(mp->ring, objs, n, NULL) ? 0 : -ENOENT;
@@ -193,8 +200,7 @@ static inline int upmd_mempool_get_unchecked_(struct upmd_mempool *mp, void **ob
 		c->len += want;
 	}
 	/* From the top: the objects put last are the likeliest in cache. */
-	for (i = 0; i < n; i++)
-		objs[i] = c->objs[c->len - 1 - i];
+	upmd_mempool_copy_rev_(objs, &c->objs[c->len], n);
 	c->len -= n;
 	return 0;
 }

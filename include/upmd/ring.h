@@ -115,15 +115,15 @@ static inline void upmd_pause(void)
 /* ---- the data path ------------------------------------------------------ */
 
 /* Copy @n elements into the slots from counter @idx on, wrapping once. */
-static inline void upmd_ring_copy_in_(struct upmd_ring *r, uint32_t idx, const void *objs, uint32_t n,
+static inline void upmd_ring_copy_in_(struct upmd_ring *r, uint32_t idx, const void *__restrict objs, uint32_t n,
 				      uint32_t esize)
 {
 	const uint32_t size = r->size;
 	uint32_t i = idx & r->mask, k;
 
 	if (esize == 8) {
-		upmd_ring_word_ *s = (upmd_ring_word_ *)upmd_ring_slots_(r);
-		const upmd_ring_word_ *o = (const upmd_ring_word_ *)objs;
+		upmd_ring_word_ *__restrict s = (upmd_ring_word_ *)upmd_ring_slots_(r);
+		const upmd_ring_word_ *__restrict o = (const upmd_ring_word_ *)objs;
 
 		if (upmd_likely(i + n <= size)) {
 			for (k = 0; k < n; k++)
@@ -144,15 +144,15 @@ static inline void upmd_ring_copy_in_(struct upmd_ring *r, uint32_t idx, const v
 	}
 }
 
-static inline void upmd_ring_copy_out_(const struct upmd_ring *r, uint32_t idx, void *objs, uint32_t n,
+static inline void upmd_ring_copy_out_(const struct upmd_ring *r, uint32_t idx, void *__restrict objs, uint32_t n,
 				       uint32_t esize)
 {
 	const uint32_t size = r->size;
 	uint32_t i = idx & r->mask, k;
 
 	if (esize == 8) {
-		const upmd_ring_word_ *s = (const upmd_ring_word_ *)upmd_ring_slots_(r);
-		upmd_ring_word_ *o = (upmd_ring_word_ *)objs;
+		const upmd_ring_word_ *__restrict s = (const upmd_ring_word_ *)upmd_ring_slots_(r);
+		upmd_ring_word_ *__restrict o = (upmd_ring_word_ *)objs;
 
 		if (upmd_likely(i + n <= size)) {
 			for (k = 0; k < n; k++)

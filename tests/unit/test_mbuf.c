@@ -232,7 +232,7 @@ static void test_clone_refcnt(void)
 
 static void test_clone_exhausted(void)
 {
-	struct upmd_mbuf *hold[64], *md = make_chain(3, 100);
+	struct upmd_mbuf *hold[65], *md = make_chain(3, 100);
 
 	/* Room for two of the three segments' clones only. */
 	CU_ASSERT_EQUAL_FATAL(upmd_pktmbuf_alloc_bulk(clones, hold, 62), 0);

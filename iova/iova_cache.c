@@ -18,6 +18,14 @@
  * generation; every other lcore returns its own magazines at its next
  * slow-path operation. destroy() requires that no cached call runs
  * concurrently and returns everything.
+ *
+ * Debug builds (the library built without NDEBUG) catch a double free, a
+ * free of an IOVA the cache never handed out, and a free with the wrong
+ * size, also for cached classes, where a magazine would otherwise take
+ * the IOVA without a word: every IOVA handed out is recorded until it
+ * comes back. The inline fast path cannot do that, so there the lcores'
+ * slots that iova.h reads stay empty and every call comes out of line,
+ * where the real magazines are kept apart.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -49,12 +57,40 @@ struct depot {
 	struct mag *empty;
 } __upmd_cache_aligned;
 
+#ifndef NDEBUG
+#define LIVE_BUCKETS 4096u
+
+struct live_node {
+	uint64_t iova, size;
+	struct live_node *next;
+};
+
+/* The IOVAs handed out and not yet given back. */
+struct live {
+	pthread_mutex_t lock;
+	size_t n;
+	struct live_node *b[LIVE_BUCKETS];
+};
+#endif
+
 struct upmd_iova_cache {
 	struct lcore_cache lc[UPMD_MAX_LCORE];	/* first: the inline fast path finds it at the start */
 	struct upmd_iova_allocator *a;	/* read-mostly line */
 	uint64_t gen;			/* flush generation; written only by flush */
 	struct depot depot[NCLASS];
+#ifndef NDEBUG
+	struct lcore_cache dlc[UPMD_MAX_LCORE];	/* the magazines; lc[] stays empty */
+	struct live live;
+#endif
 };
+
+/* The magazines of @lcore: where the fast path sees them, or in debug
+ * builds apart from it. */
+#ifndef NDEBUG
+#define LC(c, lcore) (&(c)->dlc[lcore])
+#else
+#define LC(c, lcore) (&(c)->lc[lcore])
+#endif
 
 _Static_assert(offsetof(struct upmd_iova_cache, lc) == 0, "the lcore caches open the cache");
 
@@ -67,6 +103,68 @@ static inline unsigned class_of(uint64_t size)
 {
 	return (unsigned)__builtin_ctzll(size) - CLASS_SHIFT;
 }
+
+/* ---- the debug record of IOVAs handed out ---- */
+
+#ifndef NDEBUG
+static struct live_node **live_bucket(struct upmd_iova_cache *c, uint64_t iova)
+{
+	return &c->live.b[((iova >> CLASS_SHIFT) * 0x9e3779b97f4a7c15ULL) >> 52];
+}
+
+static int live_add(struct upmd_iova_cache *c, uint64_t iova, uint64_t size)
+{
+	struct live_node *n = malloc(sizeof(*n)), **b;
+
+	if (!n)
+		return -ENOMEM;
+	n->iova = iova;
+	n->size = size;
+	pthread_mutex_lock(&c->live.lock);
+	b = live_bucket(c, iova);
+	n->next = *b;
+	*b = n;
+	c->live.n++;
+	pthread_mutex_unlock(&c->live.lock);
+	return 0;
+}
+
+/* Forget [iova, iova+size) if it was handed out exactly so. */
+static bool live_del(struct upmd_iova_cache *c, uint64_t iova, uint64_t size)
+{
+	struct live_node **p, *n = NULL;
+
+	pthread_mutex_lock(&c->live.lock);
+	for (p = live_bucket(c, iova); *p; p = &(*p)->next) {
+		if ((*p)->iova == iova && (*p)->size == size) {
+			n = *p;
+			*p = n->next;
+			c->live.n--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->live.lock);
+	free(n);
+	return n != NULL;
+}
+
+static void live_clear(struct upmd_iova_cache *c)
+{
+	unsigned i;
+
+	if (c->live.n)
+		UPMD_DEBUG("iova", "cache destroyed with %zu IOVAs still handed out", c->live.n);
+	for (i = 0; i < LIVE_BUCKETS; i++) {
+		struct live_node *n = c->live.b[i], *next;
+
+		for (; n; n = next) {
+			next = n->next;
+			free(n);
+		}
+	}
+	pthread_mutex_destroy(&c->live.lock);
+}
+#endif
 
 /* ---- magazines ---- */
 
@@ -165,6 +263,9 @@ int upmd_iova_cache_create(struct upmd_iova_allocator *a, struct upmd_iova_cache
 	c->a = a;
 	for (k = 0; k < NCLASS; k++)
 		pthread_mutex_init(&c->depot[k].lock, NULL);
+#ifndef NDEBUG
+	pthread_mutex_init(&c->live.lock, NULL);
+#endif
 	*out = c;
 	return 0;
 }
@@ -178,8 +279,8 @@ void upmd_iova_cache_flush(struct upmd_iova_cache *c)
 		return;
 	g = __atomic_add_fetch(&c->gen, 1, __ATOMIC_ACQ_REL);
 	if (lcore < UPMD_MAX_LCORE) {
-		c->lc[lcore].gen = g;
-		lcore_drain(c, &c->lc[lcore]);
+		LC(c, lcore)->gen = g;
+		lcore_drain(c, LC(c, lcore));
 	}
 	for (k = 0; k < NCLASS; k++) {
 		struct depot *d = &c->depot[k];
@@ -215,10 +316,10 @@ void upmd_iova_cache_destroy(struct upmd_iova_cache *c)
 	if (!c)
 		return;
 	for (i = 0; i < UPMD_MAX_LCORE; i++) {
-		lcore_drain(c, &c->lc[i]);
+		lcore_drain(c, LC(c, i));
 		for (k = 0; k < NCLASS; k++) {
-			free(c->lc[i].s[k].loaded);
-			free(c->lc[i].s[k].prev);
+			free(LC(c, i)->s[k].loaded);
+			free(LC(c, i)->s[k].prev);
 		}
 	}
 	for (k = 0; k < NCLASS; k++) {
@@ -231,6 +332,9 @@ void upmd_iova_cache_destroy(struct upmd_iova_cache *c)
 		mag_free_list(d->empty);
 		pthread_mutex_destroy(&d->lock);
 	}
+#ifndef NDEBUG
+	live_clear(c);
+#endif
 	free(c);
 }
 
@@ -253,7 +357,7 @@ static __attribute__((noinline)) int alloc_slow(struct upmd_iova_cache *c, unsig
 						uint64_t *iova)
 {
 	unsigned cls = class_of(size);
-	struct lcore_cache *lc = &c->lc[lcore];
+	struct lcore_cache *lc = LC(c, lcore);
 	struct slot *s = &lc->s[cls];
 	struct depot *d = &c->depot[cls];
 	struct mag *m;
@@ -302,12 +406,12 @@ static __attribute__((noinline)) int alloc_slow(struct upmd_iova_cache *c, unsig
 	return 0;
 }
 
-int upmd_iova_cache_alloc_slow_(struct upmd_iova_cache *c, uint64_t size, uint64_t *iova)
+static int cache_alloc(struct upmd_iova_cache *c, uint64_t size, uint64_t *iova)
 {
 	unsigned lcore = upmd_lcore_id();
 
 	if (upmd_likely(lcore < UPMD_MAX_LCORE && is_class(size))) {
-		struct mag *m = c->lc[lcore].s[class_of(size)].loaded;
+		struct mag *m = LC(c, lcore)->s[class_of(size)].loaded;
 
 		if (upmd_likely(m && m->n)) {
 			*iova = m->iova[--m->n];
@@ -324,7 +428,7 @@ static __attribute__((noinline)) int free_slow(struct upmd_iova_cache *c, unsign
 					       uint64_t size)
 {
 	unsigned cls = class_of(size);
-	struct lcore_cache *lc = &c->lc[lcore];
+	struct lcore_cache *lc = LC(c, lcore);
 	struct slot *s = &lc->s[cls];
 	struct depot *d = &c->depot[cls];
 	struct mag *m;
@@ -371,12 +475,12 @@ static __attribute__((noinline)) int free_slow(struct upmd_iova_cache *c, unsign
 	return 0;
 }
 
-int upmd_iova_cache_free_slow_(struct upmd_iova_cache *c, uint64_t iova, uint64_t size)
+static int cache_free(struct upmd_iova_cache *c, uint64_t iova, uint64_t size)
 {
 	unsigned lcore = upmd_lcore_id();
 
 	if (upmd_likely(lcore < UPMD_MAX_LCORE && is_class(size) && !(iova & (size - 1)))) {
-		struct mag *m = c->lc[lcore].s[class_of(size)].loaded;
+		struct mag *m = LC(c, lcore)->s[class_of(size)].loaded;
 
 		if (upmd_likely(m && m->n < UPMD_IOVA_MAG_SIZE)) {
 			m->iova[m->n++] = iova;
@@ -385,4 +489,30 @@ int upmd_iova_cache_free_slow_(struct upmd_iova_cache *c, uint64_t iova, uint64_
 		return free_slow(c, lcore, iova, size);
 	}
 	return upmd_iova_free(c->a, iova, size);
+}
+
+int upmd_iova_cache_alloc_slow_(struct upmd_iova_cache *c, uint64_t size, uint64_t *iova)
+{
+	int rc = cache_alloc(c, size, iova);
+
+#ifndef NDEBUG
+	if (rc == 0 && live_add(c, *iova, size) < 0) {
+		cache_free(c, *iova, size);
+		rc = -ENOMEM;
+	}
+#endif
+	return rc;
+}
+
+int upmd_iova_cache_free_slow_(struct upmd_iova_cache *c, uint64_t iova, uint64_t size)
+{
+#ifndef NDEBUG
+	if (!live_del(c, iova, size)) {
+		UPMD_ERR("iova", "IOVA 0x%llx (size 0x%llx) given back to the cache was not handed out by it "
+			 "(a double free, a free of an IOVA never allocated, or the wrong size): refused",
+			 (unsigned long long)iova, (unsigned long long)size);
+		return -ENOENT;
+	}
+#endif
+	return cache_free(c, iova, size);
 }

@@ -1,5 +1,6 @@
-/* The VA->IOVA table: three levels over the 48-bit user space, lock-free readers, serialised writers, extents for the reverse lookup. */
+/* The VA->IOVA table: a flat array of 2 MiB entries over the 48-bit user space, 4 KiB tables below it, lock-free readers, serialised writers, extents for the reverse lookup. */
 #include <errno.h>
+#include <sys/mman.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -7,7 +8,9 @@
 
 #include <upmd/iova.h>
 
-#define L1_SPAN (1ULL << UPMD_IOVA_TABLE_L1_SHIFT)
+#define L1_SHIFT 30	/* the writers' bookkeeping goes by 1 GiB span */
+#define L1_SPAN (1ULL << L1_SHIFT)
+#define L1_ENTRIES (1u << (UPMD_IOVA_TABLE_VA_BITS - L1_SHIFT))
 #define L2_SPAN (1ULL << UPMD_IOVA_TABLE_L2_SHIFT)
 #define L3_SPAN (1ULL << UPMD_IOVA_TABLE_L3_SHIFT)
 #define VA_END (1ULL << UPMD_IOVA_TABLE_VA_BITS)
@@ -17,24 +20,48 @@
 #define TE_TABLE UPMD_IOVA_TE_TABLE
 #define TE_FLAGS UPMD_IOVA_TE_FLAGS
 
-_Static_assert(TE_BYTES == 4096, "a level-2/3 table is one 4 KiB page");
+_Static_assert(TE_BYTES == 4096, "a level-3 table, and a 1 GiB span of the flat array, is one 4 KiB page");
 _Static_assert(L1_SPAN / L2_SPAN == TE_ENTRIES && L2_SPAN / L3_SPAN == TE_ENTRIES,
 	       "512 entries per level-2 and level-3 table");
 
-uint64_t *upmd_iova_table_l1[UPMD_IOVA_TABLE_L1_ENTRIES];
+uint64_t *upmd_iova_table_l2;
+uint64_t upmd_iova_table_l2_n;
 
 /*
- * A level-2 table is the 4 KiB page readers see, then a page only writers
- * use: for each chunk, the level-3 table it had before a 2 MiB set over it
- * (then empty) made it a leaf again. Another split of that chunk takes
- * the same table back, so split and rejoin cycles cost no memory. That is
- * safe for a reader still holding the old pointer: it can only ever see
- * values this chunk's entries held while it looked.
+ * Reserved before main() so that readers may load the pointer with a plain
+ * read (and a compiler may keep it in a register across a loop of
+ * lookups). Private anonymous memory reads as zeros (nothing recorded).
+ * It is mapped read-only, and each 1 GiB span's page of entries is made
+ * writable when something in the span is first recorded: a read-only
+ * private mapping is never charged against the commit limit, even under
+ * strict overcommit, so only the pages of entries in use cost memory, on
+ * machines with less RAM than the 1 GiB too. If the reservation fails (a
+ * low RLIMIT_AS), every lookup fails and every set says -ENOMEM.
  */
-struct l2_table {
-	uint64_t e[TE_ENTRIES];
-	uint64_t *retired[TE_ENTRIES];
-};
+__attribute__((constructor)) static void table_reserve(void)
+{
+	void *p = mmap(NULL, UPMD_IOVA_TABLE_L2_ENTRIES * sizeof(uint64_t), PROT_READ,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return;
+	upmd_iova_table_l2 = p;
+	upmd_iova_table_l2_n = UPMD_IOVA_TABLE_L2_ENTRIES;
+}
+
+/*
+ * Writers' bookkeeping per 1 GiB span, present once anything in the span
+ * has been recorded: for each 2 MiB chunk, the level-3 table it owns. A
+ * chunk gets one the first time it is split and keeps it: published in
+ * its entry while split, kept aside while the chunk is a leaf or empty,
+ * taken back by the next split, so split and rejoin cycles cost no
+ * memory. That is safe for a reader still holding the old pointer: it can
+ * only ever see values this chunk's entries held while it looked. Tables
+ * are freed only by reset, from here (the flat array is not heap memory,
+ * so this is also what shows a leak checker that they are still owned).
+ * Spans without bookkeeping hold no entries, so scans skip them whole.
+ */
+static uint64_t **span_l3[L1_ENTRIES];
 
 /*
  * Writers hold table_lock. Readers (upmd_iova_from_va) take no lock: every
@@ -72,16 +99,26 @@ static inline void te_publish(uint64_t *p, uint64_t v)
 	__atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 
-/* Filling a table before it is published: a retired one taken back may
+/* Filling a table before it is published: one a chunk takes back may
  * still be read by a reader that loaded it long ago, so no plain stores. */
 static inline void te_fill(uint64_t *p, uint64_t v)
 {
 	__atomic_store_n(p, v, __ATOMIC_RELAXED);
 }
 
+/* The 512 entries of the 1 GiB span holding @va, or NULL if nothing in it
+ * was ever recorded. */
 static inline uint64_t *l2_table(uint64_t va)
 {
-	return __atomic_load_n(&upmd_iova_table_l1[va >> UPMD_IOVA_TABLE_L1_SHIFT], __ATOMIC_RELAXED);
+	uint64_t span = va >> L1_SHIFT;
+
+	return span_l3[span] ? &upmd_iova_table_l2[span * TE_ENTRIES] : NULL;
+}
+
+/* Where the chunk at @va keeps the level-3 table it owns (its span has bookkeeping). */
+static inline uint64_t **owned_slot(uint64_t va)
+{
+	return &span_l3[va >> L1_SHIFT][(va >> UPMD_IOVA_TABLE_L2_SHIFT) & (TE_ENTRIES - 1)];
 }
 
 static inline uint64_t *l3_table(uint64_t e)
@@ -113,11 +150,6 @@ static inline bool whole_chunk(uint64_t va, uint64_t next)
 static uint64_t *table_alloc(void)
 {
 	return aligned_alloc(TE_BYTES, TE_BYTES);
-}
-
-static struct l2_table *l2_of(uint64_t *t)
-{
-	return (struct l2_table *)(void *)t;
 }
 
 /* The entry for the 4 KiB page at @va (0 when nothing is recorded). */
@@ -211,20 +243,25 @@ static uint64_t run_end(uint64_t va, uint64_t end, uint64_t e0)
 	return end;
 }
 
-/* Make sure every GiB of [va, end) has a level-2 table. An empty table
- * changes no lookup, so one left behind by a later failure does no harm. */
+/* Make sure every GiB of [va, end) has its bookkeeping. Bookkeeping over
+ * empty entries changes no lookup, so one left behind by a later failure
+ * does no harm. */
 static int l2_tables_ensure(uint64_t va, uint64_t end)
 {
+	if (!upmd_iova_table_l2)
+		return -ENOMEM;
 	for (va = UPMD_ALIGN_DOWN(va, L1_SPAN); va < end; va += L1_SPAN) {
-		struct l2_table *t;
+		uint64_t ***r = &span_l3[va >> L1_SHIFT];
+		uint64_t *t = &upmd_iova_table_l2[(va >> L1_SHIFT) * TE_ENTRIES];
 
-		if (l2_table(va))
+		if (*r)
 			continue;
-		t = aligned_alloc(TE_BYTES, sizeof(*t));
-		if (!t)
+		/* The span's entries are one page: writable from now on. */
+		if (mprotect(t, TE_BYTES, PROT_READ | PROT_WRITE) != 0)
 			return -ENOMEM;
-		memset(t, 0, sizeof(*t));
-		__atomic_store_n(&upmd_iova_table_l1[va >> UPMD_IOVA_TABLE_L1_SHIFT], t->e, __ATOMIC_RELEASE);
+		*r = calloc(TE_ENTRIES, sizeof(**r));
+		if (!*r)
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -233,8 +270,8 @@ static int l2_tables_ensure(uint64_t va, uint64_t end)
  * New level-3 tables an operation needs, allocated before anything
  * changes. Only the first and the last chunk of a range can be partial,
  * so two suffice: set needs one for a partial chunk with no entry, clear
- * one to split a 2 MiB leaf it only partly covers (unless the chunk has
- * a retired table to take back).
+ * one to split a 2 MiB leaf it only partly covers (unless the chunk
+ * already owns a table to take back).
  */
 struct l3_spares {
 	uint64_t *t[2];
@@ -250,11 +287,9 @@ static int spares_get(struct l3_spares *s, uint64_t va, uint64_t end)
 	s->n = s->used = 0;
 	for (i = 0; i < (last == va ? 1u : 2u); i++) {
 		uint64_t a = starts[i], next = chunk_end(a, end);
-		uint64_t *t = l2_table(a);
 
-		/* Checked before: set sees no entry or a table, clear a leaf or a table. */
-		if (whole_chunk(a, next) || (te_load(&t[l2_index(a)]) & TE_TABLE) ||
-		    l2_of(t)->retired[l2_index(a)])
+		/* A chunk that owns a table (published or kept) needs no new one. */
+		if (whole_chunk(a, next) || *owned_slot(a))
 			continue;
 		s->t[s->n] = table_alloc();
 		if (!s->t[s->n]) {
@@ -267,16 +302,15 @@ static int spares_get(struct l3_spares *s, uint64_t va, uint64_t end)
 	return 0;
 }
 
-/* A level-3 table for the chunk at @va, which has none published. */
+/* A level-3 table for the chunk at @va, which has none published: the
+ * one it owns, or a spare that it owns from now on. */
 static uint64_t *l3_take(uint64_t va, struct l3_spares *s)
 {
-	uint64_t **r = &l2_of(l2_table(va))->retired[l2_index(va)], *t3 = *r;
+	uint64_t **r = owned_slot(va);
 
-	if (t3) {
-		*r = NULL;
-		return t3;
-	}
-	return s->t[s->used++];
+	if (!*r)
+		*r = s->t[s->used++];
+	return *r;
 }
 
 /* Free what the operation did not use (only on paths that failed early). */
@@ -286,7 +320,7 @@ static void spares_put(struct l3_spares *s)
 		free(s->t[--s->n]);
 }
 
-/* Record [va, end) -> delta; every page is free and every GiB has a level-2 table. */
+/* Record [va, end) -> delta; every page is free and every GiB has its bookkeeping. */
 static void write_set(uint64_t va, uint64_t end, uint64_t delta, struct l3_spares *s)
 {
 	const uint64_t v = delta | TE_VALID;
@@ -296,10 +330,9 @@ static void write_set(uint64_t va, uint64_t end, uint64_t delta, struct l3_spare
 		uint64_t next = chunk_end(va, end), e = te_load(slot), *t3;
 
 		if (whole_chunk(va, next)) {
-			/* One leaf; a level-3 table here (empty: checked) is retired. */
+			/* One leaf; a level-3 table here (empty: checked) stays
+			 * with the chunk for its next split. */
 			te_publish(slot, v);
-			if (e & TE_TABLE)
-				l2_of(l2_table(va))->retired[l2_index(va)] = l3_table(e);
 		} else if (e & TE_TABLE) {
 			for (t3 = l3_table(e); va < next; va += L3_SPAN)
 				te_publish(&t3[l3_index(va)], v);
@@ -558,18 +591,20 @@ void upmd_iova_table_reset(void)
 	unsigned i, j;
 
 	pthread_mutex_lock(&table_lock);
-	for (i = 0; i < UPMD_IOVA_TABLE_L1_ENTRIES; i++) {
-		uint64_t *t = upmd_iova_table_l1[i];
+	for (i = 0; i < L1_ENTRIES; i++) {
+		uint64_t **r = span_l3[i], *t = &upmd_iova_table_l2[(uint64_t)i * TE_ENTRIES];
 
-		if (!t)
+		if (!r)
 			continue;
-		__atomic_store_n(&upmd_iova_table_l1[i], NULL, __ATOMIC_RELEASE);
-		for (j = 0; j < TE_ENTRIES; j++) {
-			if (t[j] & TE_TABLE)
-				free(l3_table(t[j]));
-			free(l2_of(t)->retired[j]);
-		}
-		free(t);
+		for (j = 0; j < TE_ENTRIES; j++)
+			free(r[j]);	/* published or not, the chunk owns it */
+		/* The span's entries are one page: give it back (it reads as
+		 * zeros again) and make it read-only as it was. */
+		if (madvise(t, TE_BYTES, MADV_DONTNEED) != 0)
+			memset(t, 0, TE_BYTES);
+		mprotect(t, TE_BYTES, PROT_READ);
+		free(r);
+		span_l3[i] = NULL;
 	}
 	free(ext);
 	free(ext_maxend);
@@ -577,4 +612,28 @@ void upmd_iova_table_reset(void)
 	ext_maxend = NULL;
 	ext_n = ext_cap = 0;
 	pthread_mutex_unlock(&table_lock);
+}
+
+unsigned upmd_iova_table_spans_(void)
+{
+	unsigned i, n = 0;
+
+	pthread_mutex_lock(&table_lock);
+	for (i = 0; i < L1_ENTRIES; i++)
+		n += span_l3[i] != NULL;
+	pthread_mutex_unlock(&table_lock);
+	return n;
+}
+
+bool upmd_iova_table_span_used_(const void *va)
+{
+	uint64_t a = (uintptr_t)va;
+	bool used;
+
+	if (a >> UPMD_IOVA_TABLE_VA_BITS)
+		return false;
+	pthread_mutex_lock(&table_lock);
+	used = span_l3[a >> L1_SHIFT] != NULL;
+	pthread_mutex_unlock(&table_lock);
+	return used;
 }

@@ -150,7 +150,11 @@ static inline int upmd_iova_cache_alloc(struct upmd_iova_cache *c, uint64_t size
 	return upmd_iova_cache_alloc_slow_(c, size, iova);
 }
 
-/** Give back what upmd_iova_cache_alloc() gave. @return as upmd_iova_free(). */
+/** Give back what upmd_iova_cache_alloc() gave. @return as upmd_iova_free();
+ * in debug builds of the library (without NDEBUG) also -ENOENT, logged,
+ * for anything the cache did not hand out exactly so (a double free, an
+ * IOVA never allocated, the wrong size), cached classes included: there
+ * every call takes the out-of-line path, which records what it hands out. */
 static inline int upmd_iova_cache_free(struct upmd_iova_cache *c, uint64_t iova, uint64_t size)
 {
 	unsigned lcore = upmd_lcore_id();
@@ -171,32 +175,40 @@ void upmd_iova_cache_flush(struct upmd_iova_cache *c);
 /* ---- the VA -> IOVA table --------------------------------------------------- */
 
 /*
- * A three-level table over the 48-bit user address space: level 1 has an
- * entry per 1 GiB (a static array; untouched pages cost nothing), level 2
- * an entry per 2 MiB, level 3 (only where a 2 MiB span is mapped in 4 KiB
- * pieces) an entry per 4 KiB. An entry holds IOVA - VA for its span, with
- * the low 12 bits as flags. Readers take no lock: tables are published
- * with release stores and freed only by upmd_iova_table_reset().
+ * The table over the 48-bit user address space is one flat array with an
+ * entry per 2 MiB (2^27 entries: 1 GiB of address space reserved with
+ * MAP_NORESERVE when the library loads; only the pages that hold entries
+ * in use cost memory). Where a 2 MiB span is mapped in 4 KiB pieces its
+ * entry points to a level-3 table with an entry per 4 KiB. An entry holds
+ * IOVA - VA for its span, with the low 12 bits as flags. A lookup of
+ * hugepage memory is one load. Readers take no lock: level-3 tables are
+ * published with release stores and freed only by upmd_iova_table_reset().
  */
 #define UPMD_IOVA_TABLE_VA_BITS 48
-#define UPMD_IOVA_TABLE_L1_SHIFT 30
 #define UPMD_IOVA_TABLE_L2_SHIFT 21
 #define UPMD_IOVA_TABLE_L3_SHIFT 12
-#define UPMD_IOVA_TABLE_L1_ENTRIES (1u << (UPMD_IOVA_TABLE_VA_BITS - UPMD_IOVA_TABLE_L1_SHIFT))
+#define UPMD_IOVA_TABLE_L2_ENTRIES (1ULL << (UPMD_IOVA_TABLE_VA_BITS - UPMD_IOVA_TABLE_L2_SHIFT))
 #define UPMD_IOVA_TE_VALID 0x1ULL	/* the span is mapped */
-#define UPMD_IOVA_TE_TABLE 0x2ULL	/* level 2 only: points to a level-3 table */
+#define UPMD_IOVA_TE_TABLE 0x2ULL	/* a 2 MiB entry only: points to a level-3 table */
 #define UPMD_IOVA_TE_FLAGS 0xfffULL
 
-extern uint64_t *upmd_iova_table_l1[UPMD_IOVA_TABLE_L1_ENTRIES];
+/* The flat array of 2 MiB entries and how many it has: both set once,
+ * before main(), and never changed after. The count is
+ * UPMD_IOVA_TABLE_L2_ENTRIES, or 0 if the address space could not be
+ * reserved: then nothing is ever recorded and every lookup fails without
+ * touching the array. */
+extern uint64_t *upmd_iova_table_l2;
+extern uint64_t upmd_iova_table_l2_n;
 
 /**
  * Record that [va, va+len) is at [iova, iova+len). All three 4 KiB
- * aligned. 2 MiB-aligned spans take one level-2 entry. @return 0, -EINVAL
+ * aligned. 2 MiB-aligned spans take one 2 MiB entry. @return 0, -EINVAL
  * (unaligned, beyond the 48-bit user space, or an IOVA range that wraps or
  * reaches UPMD_BAD_IOVA), -EEXIST (part of it is already recorded; nothing
- * changed), -ENOMEM (nothing changed). Writers are serialised internally;
- * a reader racing a set or clear sees, for each page, the old or the new
- * value, never a mix.
+ * changed), -ENOMEM (nothing changed; also when the table's address space
+ * could not be reserved). Writers are serialised internally; a reader
+ * racing a set or clear sees, for each page, the old or the new value,
+ * never a mix.
  */
 int upmd_iova_table_set(const void *va, uint64_t iova, size_t len);
 /** Forget [va, va+len). @return 0, -EINVAL, -ENOENT (part was not recorded; nothing changed). */
@@ -205,27 +217,71 @@ int upmd_iova_table_clear(const void *va, size_t len);
 void *upmd_iova_table_to_va(uint64_t iova);
 /** Forget everything and free the tables; no reader may run concurrently. */
 void upmd_iova_table_reset(void);
+/** For tests: how many 1 GiB spans of the address space hold the writers'
+ * bookkeeping (a span is added when something in it is first recorded and
+ * stays until reset). */
+unsigned upmd_iova_table_spans_(void);
+/** For tests: whether the 1 GiB span holding @va has that bookkeeping. */
+bool upmd_iova_table_span_used_(const void *va);
 
-/** The IOVA of @va, or UPMD_BAD_IOVA. O(1), lock-free. */
+/*
+ * Readers load entries as the kernel's READ_ONCE() does: one volatile load
+ * of an aligned 64-bit word, so read exactly once and never torn. Not a
+ * C11 atomic load, because GCC will not keep the two globals above in
+ * registers across one, and a loop of lookups would load each of them
+ * again per lookup. Ordering: a leaf is a value (no ordering needed);
+ * a level-3 table is reached through the pointer just loaded, and that
+ * address dependency orders its loads after the pointer's (the kernel's
+ * rcu_dereference() rests on the same rule) while the writer filled the
+ * table before its release store published the pointer.
+ */
+#if defined(__x86_64__)
+/* The same single load, written so that GCC folds the index into the
+ * load's address (through a volatile pointer it computes the address in
+ * a separate instruction, an eighth of a lookup). Volatile, so that it is
+ * never cached or merged, as READ_ONCE(); no "memory" clobber, so that
+ * other loads may still move across it. */
+static inline uint64_t upmd_iova_te_read_(const uint64_t *p)
+{
+	uint64_t v;
+
+	__asm__ volatile("movq %1, %0" : "=r"(v) : "m"(*p));
+	return v;
+}
+#define UPMD_IOVA_TE_READ(p) upmd_iova_te_read_(p)
+#else
+#define UPMD_IOVA_TE_READ(p) (*(const volatile uint64_t *)(p))
+#endif
+
+/* Internal: a lookup that found no 2 MiB leaf (a level-3 table, or nothing). */
+static inline uint64_t upmd_iova_from_va_l3_(uintptr_t a, uint64_t e)
+{
+	const uint64_t *t3 = (const uint64_t *)(uintptr_t)(e & ~UPMD_IOVA_TE_FLAGS);
+
+	if (!(e & UPMD_IOVA_TE_TABLE))
+		return UPMD_BAD_IOVA;
+	e = UPMD_IOVA_TE_READ(&t3[(a >> UPMD_IOVA_TABLE_L3_SHIFT) & 511]);
+	if (!(e & UPMD_IOVA_TE_VALID))
+		return UPMD_BAD_IOVA;
+	return a + e - UPMD_IOVA_TE_VALID;
+}
+
+/** The IOVA of @va, or UPMD_BAD_IOVA. O(1), lock-free: one load for memory
+ * mapped in 2 MiB spans, two for 4 KiB pieces. */
 static inline uint64_t upmd_iova_from_va(const void *va)
 {
 	uintptr_t a = (uintptr_t)va;
-	const uint64_t *t;
-	uint64_t e;
+	uint64_t i = a >> UPMD_IOVA_TABLE_L2_SHIFT, e;
 
-	if (upmd_unlikely(a >> UPMD_IOVA_TABLE_VA_BITS))
+	/* Beyond the 48-bit user space, or no table: one test for both. */
+	if (upmd_unlikely(i >= upmd_iova_table_l2_n))
 		return UPMD_BAD_IOVA;
-	t = __atomic_load_n(&upmd_iova_table_l1[a >> UPMD_IOVA_TABLE_L1_SHIFT], __ATOMIC_ACQUIRE);
-	if (upmd_unlikely(!t))
-		return UPMD_BAD_IOVA;
-	e = __atomic_load_n(&t[(a >> UPMD_IOVA_TABLE_L2_SHIFT) & 511], __ATOMIC_ACQUIRE);
-	if (e & UPMD_IOVA_TE_TABLE) {
-		t = (const uint64_t *)(uintptr_t)(e & ~UPMD_IOVA_TE_FLAGS);
-		e = __atomic_load_n(&t[(a >> UPMD_IOVA_TABLE_L3_SHIFT) & 511], __ATOMIC_ACQUIRE);
-	}
-	if (upmd_unlikely(!(e & UPMD_IOVA_TE_VALID)))
-		return UPMD_BAD_IOVA;
-	return a + (e & ~UPMD_IOVA_TE_FLAGS);
+	e = UPMD_IOVA_TE_READ(&upmd_iova_table_l2[i]);
+	/* A leaf holds (IOVA - VA) | VALID and no other flag: the common case
+	 * is one test and one add. */
+	if (upmd_likely(e & UPMD_IOVA_TE_VALID))
+		return a + e - UPMD_IOVA_TE_VALID;
+	return upmd_iova_from_va_l3_(a, e);
 }
 
 #ifdef __cplusplus

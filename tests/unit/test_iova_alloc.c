@@ -872,11 +872,18 @@ static void test_cache_fallthrough(void)
 	CU_ASSERT_EQUAL(upmd_iova_cache_alloc(c, 2048, &x), -EINVAL);
 	CU_ASSERT_EQUAL(upmd_iova_cache_alloc(c, 0, &x), -EINVAL);
 	CU_ASSERT_EQUAL(upmd_iova_cache_free(c, x, 3 * G4K), -ENOENT);
-	/* A class size at an address not aligned to it goes back directly. */
+	/* A class size at an address not aligned to it (so not from the
+	 * cache): a debug build refuses it, a release build gives it back
+	 * directly, never into a magazine. */
 	CU_ASSERT_EQUAL(upmd_iova_alloc(a, G4K, 0, &y), 0);
 	CU_ASSERT_EQUAL(upmd_iova_alloc(a, 8 * G4K, 0, &x), 0);
 	CU_ASSERT_NOT_EQUAL(x & (8 * G4K - 1), 0);
+#ifndef NDEBUG
+	CU_ASSERT_EQUAL(upmd_iova_cache_free(c, x, 8 * G4K), -ENOENT);
+	CU_ASSERT_EQUAL(upmd_iova_free(a, x, 8 * G4K), 0);
+#else
 	CU_ASSERT_EQUAL(upmd_iova_cache_free(c, x, 8 * G4K), 0);
+#endif
 	CU_ASSERT_EQUAL(upmd_iova_free(a, y, G4K), 0);
 	CU_ASSERT_EQUAL(upmd_iova_allocator_free_bytes(a), total);
 	/* A non-EAL thread never caches. */
@@ -1126,6 +1133,58 @@ static const struct upmd_test alloc_tests[] = {
 	{ NULL, NULL },
 };
 
+#ifndef NDEBUG
+static void *free_on_other_thread(void *arg)
+{
+	uint64_t *v = arg;
+
+	return upmd_iova_cache_free((struct upmd_iova_cache *)(uintptr_t)v[0], v[1], G4K) ? (void *)1 : NULL;
+}
+
+/* Debug builds: a cached class too refuses what the cache did not hand
+ * out, where a magazine would otherwise take it and hand it out twice. */
+static void test_cache_debug_bad_free(void)
+{
+	struct upmd_iova_allocator *a;
+	struct upmd_iova_cache *c;
+	uint64_t x, y, z, total, arg[2];
+	pthread_t t;
+	void *ret = (void *)9;
+
+	mk_cache(UPMD_GB, &a, &c);
+	total = upmd_iova_allocator_free_bytes(a);
+	/* Double free of a cached 4 KiB IOVA, while the magazine has room. */
+	CU_ASSERT_EQUAL(upmd_iova_cache_alloc(c, G4K, &x), 0);
+	CU_ASSERT_EQUAL(upmd_iova_cache_free(c, x, G4K), 0);
+	CU_ASSERT_EQUAL(upmd_iova_cache_free(c, x, G4K), -ENOENT);
+	/* So it is handed out once, not twice. */
+	CU_ASSERT_EQUAL(upmd_iova_cache_alloc(c, G4K, &y), 0);
+	CU_ASSERT_EQUAL(upmd_iova_cache_alloc(c, G4K, &z), 0);
+	CU_ASSERT_NOT_EQUAL(y, z);
+	/* The wrong size, then the right one. */
+	CU_ASSERT_EQUAL(upmd_iova_cache_free(c, y, 2 * G4K), -ENOENT);
+	CU_ASSERT_EQUAL(upmd_iova_cache_free(c, y, G4K), 0);
+	/* Never allocated (aligned, inside the space, and free). */
+	CU_ASSERT_EQUAL(upmd_iova_cache_free(c, UPMD_ALIGN_UP(z + 64 * UPMD_MB, 64 * UPMD_MB), G4K), -ENOENT);
+	/* Other sizes too: a 3-page IOVA twice. */
+	CU_ASSERT_EQUAL(upmd_iova_cache_alloc(c, 3 * G4K, &x), 0);
+	CU_ASSERT_EQUAL(upmd_iova_cache_free(c, x, 3 * G4K), 0);
+	CU_ASSERT_EQUAL(upmd_iova_cache_free(c, x, 3 * G4K), -ENOENT);
+	/* Handed out on this lcore, given back by a non-EAL thread: fine, once. */
+	arg[0] = (uint64_t)(uintptr_t)c;
+	arg[1] = z;
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, free_on_other_thread, arg), 0);
+	pthread_join(t, &ret);
+	CU_ASSERT_PTR_NULL(ret);
+	CU_ASSERT_EQUAL(upmd_iova_cache_free(c, z, G4K), -ENOENT);
+	/* Nothing refused went astray: everything comes back. */
+	upmd_iova_cache_flush(c);
+	CU_ASSERT_EQUAL(upmd_iova_allocator_free_bytes(a), total);
+	upmd_iova_cache_destroy(c);
+	upmd_iova_allocator_destroy(a);
+}
+#endif
+
 static const struct upmd_test cache_tests[] = {
 	{ "cache create errors", test_cache_create },
 	{ "cached pairs return the same IOVA", test_cache_same_iova },
@@ -1134,6 +1193,9 @@ static const struct upmd_test cache_tests[] = {
 	{ "flush and destroy return everything", test_cache_flush_destroy },
 	{ "ENOSPC: flush and retry once", test_cache_enospc },
 	{ "two lcores through one cache", test_cache_two_lcores },
+#ifndef NDEBUG
+	{ "debug: double, foreign and wrong-size frees refused", test_cache_debug_bad_free },
+#endif
 	{ NULL, NULL },
 };
 

@@ -123,6 +123,7 @@ int upmd_mempool_create(const char *name, unsigned n, unsigned elt_size, unsigne
 	mp->trailer_size = total - HDR_SIZE - elt_size;
 	mp->total_elt_size = total;
 	mp->cache_size = cache_size;
+	mp->fast = cache_size && !(flags & UPMD_MEMPOOL_F_DEBUG);
 	mp->private_data_size = private_data_size;
 	mp->priv = private_data_size ? (char *)mp + sizeof(*mp) : NULL;
 	for (i = 0; i < UPMD_MAX_LCORE; i++) {
@@ -230,6 +231,47 @@ unsigned upmd_mempool_obj_iter(struct upmd_mempool *mp,
 	return mp->size;
 }
 
+/* ---- the slow paths: the cache behind the inline fast path ---------------- */
+
+static void put_cached(struct upmd_mempool *mp, void *const *objs, unsigned n)
+{
+	struct upmd_mempool_cache *c = upmd_mempool_default_cache(mp);
+
+	if (upmd_unlikely(!c || n > c->flushthresh)) {
+		upmd_ring_enqueue_bulk(mp->ring, objs, n, NULL);	/* the ring holds every object: it fits */
+		return;
+	}
+	upmd_mempool_copy_(&c->objs[c->len], objs, n);
+	c->len += n;
+	if (c->len >= c->flushthresh) {
+		upmd_ring_enqueue_bulk(mp->ring, &c->objs[c->size], c->len - c->size, NULL);
+		c->len = c->size;
+	}
+}
+
+static int get_cached(struct upmd_mempool *mp, void **objs, unsigned n)
+{
+	struct upmd_mempool_cache *c = upmd_mempool_default_cache(mp);
+
+	if (!c || n > c->size)
+		return upmd_ring_dequeue_bulk(mp->ring, objs, n, NULL) ? 0 : -ENOENT;
+	if (c->len < n) {
+		/* Refill to cache_size beyond what is asked; if the ring
+		 * holds less, take what the request needs, or fail. */
+		unsigned want = c->size + n - c->len;
+
+		if (!upmd_ring_dequeue_bulk(mp->ring, &c->objs[c->len], want, NULL)) {
+			want = n - c->len;
+			if (!upmd_ring_dequeue_bulk(mp->ring, &c->objs[c->len], want, NULL))
+				return -ENOENT;
+		}
+		c->len += want;
+	}
+	upmd_mempool_copy_rev_(objs, &c->objs[c->len], n);
+	c->len -= n;
+	return 0;
+}
+
 /* ---- the checked paths (UPMD_MEMPOOL_F_DEBUG) ---------------------------- */
 
 static void debug_error(struct upmd_mempool *mp, const void *obj, const char *what)
@@ -257,7 +299,7 @@ static const char *put_refusal(const struct upmd_mempool *mp, const void *obj)
 	return NULL;
 }
 
-void upmd_mempool_put_checked_(struct upmd_mempool *mp, void *const *objs, unsigned n)
+static void put_checked(struct upmd_mempool *mp, void *const *objs, unsigned n)
 {
 	void *ok[64];
 	unsigned i, k = 0;
@@ -272,17 +314,17 @@ void upmd_mempool_put_checked_(struct upmd_mempool *mp, void *const *objs, unsig
 		*cookie_of(objs[i]) = COOKIE_FREE;
 		ok[k++] = objs[i];
 		if (k == UPMD_DIM(ok)) {
-			upmd_mempool_put_unchecked_(mp, ok, k);
+			put_cached(mp, ok, k);
 			k = 0;
 		}
 	}
 	if (k)
-		upmd_mempool_put_unchecked_(mp, ok, k);
+		put_cached(mp, ok, k);
 }
 
-int upmd_mempool_get_checked_(struct upmd_mempool *mp, void **objs, unsigned n)
+static int get_checked(struct upmd_mempool *mp, void **objs, unsigned n)
 {
-	int rc = upmd_mempool_get_unchecked_(mp, objs, n);
+	int rc = get_cached(mp, objs, n);
 	unsigned i;
 
 	if (rc < 0)
@@ -295,6 +337,21 @@ int upmd_mempool_get_checked_(struct upmd_mempool *mp, void **objs, unsigned n)
 		*tail_of(mp, objs[i]) = COOKIE_TAIL;
 	}
 	return 0;
+}
+
+int upmd_mempool_get_slow_(struct upmd_mempool *mp, void **objs, unsigned n)
+{
+	if (upmd_unlikely(mp->flags & UPMD_MEMPOOL_F_DEBUG))
+		return get_checked(mp, objs, n);
+	return get_cached(mp, objs, n);
+}
+
+void upmd_mempool_put_slow_(struct upmd_mempool *mp, void *const *objs, unsigned n)
+{
+	if (upmd_unlikely(mp->flags & UPMD_MEMPOOL_F_DEBUG))
+		put_checked(mp, objs, n);
+	else
+		put_cached(mp, objs, n);
 }
 
 /* ---- free ------------------------------------------------------------------ */

@@ -2,8 +2,15 @@
  * upmd and DPDK 22.11 side by side, in one process, on the same lcore:
  * rings (SP/SC and MP/MC, bulk 1, 8, 32), mempool get/put through the
  * per-lcore cache (bulk 1 and 32), mbuf alloc+free (bulk 32). Figures are
- * ns per element (per object, per mbuf), medians of RUNS runs; the last
- * column is upmd/DPDK (goal: <= 1.0). Printed, never asserted.
+ * ns per element (per object, per mbuf), medians of RUNS rounds; each
+ * round times upmd then DPDK back to back, and the last column is the
+ * median of the rounds' upmd/DPDK ratios (goal: <= 1.0), so a slow spell
+ * of a shared machine weighs on both alike. Printed, never asserted.
+ *
+ * Options: --iters N (elements per run), --only TEXT (only the figures
+ * whose name contains TEXT), --bulk N (only that bulk size): with
+ * valgrind --tool=callgrind, the last two isolate one figure so that
+ * instructions per element can be read from upmd_*_run and dpdk_*_run.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -53,15 +60,29 @@ static double median(double *v)
 /* One measurement: ns per element of @fn(arg, bulk, n). */
 typedef double (*bench_fn)(void *arg, unsigned bulk, uint64_t n);
 
-static double measure(bench_fn fn, void *arg, unsigned bulk)
+static const char *only;
+static unsigned only_bulk;
+static unsigned worse;
+
+/* One figure: upmd's and DPDK's loops in interleaved rounds, one row. */
+static void figure(const char *what, unsigned bulk, bench_fn ufn, void *uarg, bench_fn dfn, void *darg)
 {
-	double v[RUNS];
+	double u[RUNS], d[RUNS], q[RUNS], ratio;
 	uint64_t n = iters / bulk;
 
-	fn(arg, bulk, n / 10 + 1);	/* warm up */
-	for (int r = 0; r < RUNS; r++)
-		v[r] = fn(arg, bulk, n);
-	return median(v);
+	if ((only && !strstr(what, only)) || (only_bulk && bulk != only_bulk))
+		return;
+	ufn(uarg, bulk, n / 10 + 1);	/* warm up */
+	dfn(darg, bulk, n / 10 + 1);
+	for (int r = 0; r < RUNS; r++) {
+		u[r] = ufn(uarg, bulk, n);
+		d[r] = dfn(darg, bulk, n);
+		q[r] = u[r] / d[r];
+	}
+	ratio = median(q);
+	worse += ratio > 1.0;
+	printf("%-34s %5u %10.2f %10.2f %8.2f%s\n", what, bulk, median(u), median(d), ratio,
+	       ratio > 1.0 ? "  *" : "");
 }
 
 /* ---- rings: enqueue a bulk, dequeue it ---- */
@@ -160,16 +181,6 @@ static double dpdk_mbuf_run(void *arg, unsigned bulk, uint64_t n)
 	return (double)(now_ns() - t0) / (double)(n * bulk);
 }
 
-static unsigned worse;
-
-static void row(const char *what, unsigned bulk, double ours, double theirs)
-{
-	double ratio = ours / theirs;
-
-	worse += ratio > 1.0;
-	printf("%-34s %5u %10.2f %10.2f %8.2f%s\n", what, bulk, ours, theirs, ratio, ratio > 1.0 ? "  *" : "");
-}
-
 int main(int argc, char **argv)
 {
 	char *upmd_args[] = { "upmd-bench-vs-dpdk", "-l", "0", "--no-huge", "-m", "128", "--log-level", "err", NULL };
@@ -180,8 +191,22 @@ int main(int argc, char **argv)
 	struct rte_mempool *dp_pool, *dp_mbufs;
 	int rc = 1;
 
-	if (argc > 2 && !strcmp(argv[1], "--iters"))
-		iters = strtoull(argv[2], NULL, 0);
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--iters"))
+			iters = strtoull(argv[i + 1], NULL, 0);
+		else if (!strcmp(argv[i], "--only"))
+			only = argv[i + 1];
+		else if (!strcmp(argv[i], "--bulk"))
+			only_bulk = (unsigned)strtoul(argv[i + 1], NULL, 0);
+		else {
+			fprintf(stderr, "usage: %s [--iters N] [--only TEXT] [--bulk N]\n", argv[0]);
+			return 2;
+		}
+	}
+	if ((argc - 1) % 2 || !iters) {
+		fprintf(stderr, "usage: %s [--iters N] [--only TEXT] [--bulk N]\n", argv[0]);
+		return 2;
+	}
 	if (upmd_eal_init((int)UPMD_DIM(upmd_args) - 1, upmd_args) < 0) {
 		fprintf(stderr, "upmd_eal_init failed\n");
 		return 1;
@@ -214,7 +239,7 @@ int main(int argc, char **argv)
 		}
 		snprintf(name, sizeof(name), "ring %s enqueue+dequeue", mp ? "MP/MC" : "SP/SC");
 		for (unsigned b = 0; b < UPMD_DIM(bulks); b++)
-			row(name, bulks[b], measure(upmd_ring_run, ur, bulks[b]), measure(dpdk_ring_run, dr, bulks[b]));
+			figure(name, bulks[b], upmd_ring_run, ur, dpdk_ring_run, dr);
 		upmd_ring_free(ur);
 		rte_ring_free(dr);
 	}
@@ -225,9 +250,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mempool create failed\n");
 		goto out_dpdk;
 	}
-	row("mempool get+put, per-lcore cache", 1, measure(upmd_pool_run, up_pool, 1), measure(dpdk_pool_run, dp_pool, 1));
-	row("mempool get+put, per-lcore cache", 32, measure(upmd_pool_run, up_pool, 32),
-	    measure(dpdk_pool_run, dp_pool, 32));
+	figure("mempool get+put, per-lcore cache", 1, upmd_pool_run, up_pool, dpdk_pool_run, dp_pool);
+	figure("mempool get+put, per-lcore cache", 32, upmd_pool_run, up_pool, dpdk_pool_run, dp_pool);
 
 	if (upmd_pktmbuf_pool_create("mbufs", POOL_SIZE, CACHE, 0, UPMD_MBUF_DEFAULT_BUF_SIZE, -1, &up_mbufs) < 0 ||
 	    !(dp_mbufs = rte_pktmbuf_pool_create("mbufs", POOL_SIZE, CACHE, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
@@ -235,7 +259,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mbuf pool create failed\n");
 		goto out_dpdk;
 	}
-	row("mbuf alloc+free", 32, measure(upmd_mbuf_run, up_mbufs, 32), measure(dpdk_mbuf_run, dp_mbufs, 32));
+	figure("mbuf alloc+free", 32, upmd_mbuf_run, up_mbufs, dpdk_mbuf_run, dp_mbufs);
 	printf("goal: every ratio <= 1.0 (upmd at least as fast); %u above%s\n", worse, worse ? " (marked *)" : "");
 
 	upmd_mempool_free(up_mbufs);

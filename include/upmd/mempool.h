@@ -66,7 +66,11 @@ struct upmd_mempool_cache {
 } __upmd_cache_aligned;
 
 struct upmd_mempool {
-	char name[UPMD_MEMPOOL_NAMESIZE + 7];
+	char name[UPMD_MEMPOOL_NAMESIZE + 3];
+	/* 1: the inline get/put may use the lcore caches (there is a cache and
+	 * no debug checks); 0: every call goes out of line. One field, so the
+	 * fast path tests one thing. */
+	uint32_t fast;
 	struct upmd_ring *ring;		/* the free objects */
 	uint32_t flags;
 	uint32_t size;			/* objects */
@@ -119,9 +123,10 @@ uint64_t upmd_mempool_debug_errors(const struct upmd_mempool *mp);
 /** Return the calling lcore's cached objects to the ring. */
 void upmd_mempool_cache_flush(struct upmd_mempool *mp);
 
-/* out of line: the checked paths of F_DEBUG pools, and the refill */
-int upmd_mempool_get_checked_(struct upmd_mempool *mp, void **objs, unsigned n);
-void upmd_mempool_put_checked_(struct upmd_mempool *mp, void *const *objs, unsigned n);
+/* out of line: refills, flushes, no cache or no EAL lcore, and the
+ * checked paths of F_DEBUG pools */
+int upmd_mempool_get_slow_(struct upmd_mempool *mp, void **objs, unsigned n);
+void upmd_mempool_put_slow_(struct upmd_mempool *mp, void *const *objs, unsigned n);
 
 static inline struct upmd_mempool_objhdr *upmd_mempool_hdr_(const void *obj)
 {
@@ -150,80 +155,75 @@ static inline struct upmd_mempool_cache *upmd_mempool_default_cache(struct upmd_
 	return &mp->cache[id];
 }
 
-/* Copy @n pointers; the arrays never overlap (restrict), so the compiler
- * turns the loop into wide moves. */
+/* Copy @n pointers; the arrays never overlap (the ring's copy: four at a
+ * time, then the rest by its bits). */
 static inline void upmd_mempool_copy_(void **__restrict dst, void *const *__restrict src, unsigned n)
 {
-	for (unsigned i = 0; i < n; i++)
-		dst[i] = src[i];
+	upmd_ring_copy_words_((upmd_ring_word_ *)dst, (const upmd_ring_word_ *)src, n);
 }
 
-/* Copy @n pointers from the top of a stack, last first. */
+/* Copy @n pointers from below @top, last first (the hottest objects). */
 static inline void upmd_mempool_copy_rev_(void **__restrict dst, void *const *__restrict top, unsigned n)
 {
-	for (unsigned i = 0; i < n; i++)
-		dst[i] = top[-1 - (int)i];
+	unsigned i = 0;
+
+	for (; i + 4 <= n; i += 4, top -= 4) {
+		dst[i] = top[-1];
+		dst[i + 1] = top[-2];
+		dst[i + 2] = top[-3];
+		dst[i + 3] = top[-4];
+	}
+	if (n & 2) {
+		dst[i] = top[-1];
+		dst[i + 1] = top[-2];
+		i += 2;
+		top -= 2;
+	}
+	if (n & 1)
+		dst[i] = top[-1];
 }
 
-static inline void upmd_mempool_put_unchecked_(struct upmd_mempool *mp, void *const *objs, unsigned n)
+/* The calling lcore's cache if the inline path may use it, else NULL. */
+static inline struct upmd_mempool_cache *upmd_mempool_fast_cache_(struct upmd_mempool *mp)
 {
-	struct upmd_mempool_cache *c = upmd_mempool_default_cache(mp);
+	unsigned id = upmd_lcore_id();
 
-	if (upmd_unlikely(!c || n > c->flushthresh)) {
-		upmd_ring_enqueue_bulk(mp->ring, objs, n, NULL);	/* the ring holds every object: it fits */
-		return;
-	}
-	upmd_mempool_copy_(&c->objs[c->len], objs, n);
-	c->len += n;
-	if (upmd_unlikely(c->len >= c->flushthresh)) {
-		upmd_ring_enqueue_bulk(mp->ring, &c->objs[c->size], c->len - c->size, NULL);
-		c->len = c->size;
-	}
+	if (upmd_unlikely(id >= UPMD_MAX_LCORE || !mp->fast))
+		return NULL;
+	return &mp->cache[id];
 }
 
-static inline int upmd_mempool_get_unchecked_(struct upmd_mempool *mp, void **objs, unsigned n)
+/**
+ * Get @n objects (all or none). @return 0, or -ENOENT when the pool has
+ * fewer free than @n (nothing taken). The usual case takes them from the
+ * top of the calling lcore's cache (the objects put last, the likeliest
+ * to be in the CPU's cache); a refill from the ring is out of line.
+ */
+static inline int upmd_mempool_get_bulk(struct upmd_mempool *mp, void **objs, unsigned n)
 {
-	struct upmd_mempool_cache *c = upmd_mempool_default_cache(mp);
+	struct upmd_mempool_cache *c = upmd_mempool_fast_cache_(mp);
 
-	if (upmd_unlikely(!c || n > c->size))
-		return upmd_ring_dequeue_bulk(mp->ring, objs, n, NULL) ? 0 : -ENOENT;
-	if (upmd_unlikely(c->len < n)) {
-		/* Refill to cache_size beyond what is asked; if the ring
-		 * holds less, take what the request needs, or fail. */
-		unsigned want = c->size + n - c->len;
-
-		if (!upmd_ring_dequeue_bulk(mp->ring, &c->objs[c->len], want, NULL)) {
-			want = n - c->len;
-			if (!upmd_ring_dequeue_bulk(mp->ring, &c->objs[c->len], want, NULL))
-				return -ENOENT;
-		}
-		c->len += want;
-	}
-	/* From the top: the objects put last are the likeliest in cache. */
+	if (upmd_unlikely(!c || c->len < n))
+		return upmd_mempool_get_slow_(mp, objs, n);
 	upmd_mempool_copy_rev_(objs, &c->objs[c->len], n);
 	c->len -= n;
 	return 0;
 }
 
-/**
- * Get @n objects (all or none). @return 0, or -ENOENT when the pool has
- * fewer free than @n (nothing taken).
- */
-static inline int upmd_mempool_get_bulk(struct upmd_mempool *mp, void **objs, unsigned n)
-{
-	if (upmd_unlikely(mp->flags & UPMD_MEMPOOL_F_DEBUG))
-		return upmd_mempool_get_checked_(mp, objs, n);
-	return upmd_mempool_get_unchecked_(mp, objs, n);
-}
-
-/** Put back @n objects taken from this pool. */
+/** Put back @n objects taken from this pool. The usual case pushes them
+ * onto the calling lcore's cache; a put that reaches the flush threshold
+ * (it then flushes down to cache_size) is out of line. */
 static inline void upmd_mempool_put_bulk(struct upmd_mempool *mp, void *const *objs, unsigned n)
 {
-	if (upmd_unlikely(mp->flags & UPMD_MEMPOOL_F_DEBUG)) {
-		upmd_mempool_put_checked_(mp, objs, n);
+	struct upmd_mempool_cache *c = upmd_mempool_fast_cache_(mp);
+
+	/* len < flushthresh always holds between calls, so no wrap here. */
+	if (upmd_unlikely(!c || n >= c->flushthresh - c->len)) {
+		upmd_mempool_put_slow_(mp, objs, n);
 		return;
 	}
-	upmd_mempool_put_unchecked_(mp, objs, n);
+	upmd_mempool_copy_(&c->objs[c->len], objs, n);
+	c->len += n;
 }
 
 static inline int upmd_mempool_get(struct upmd_mempool *mp, void **obj)

@@ -277,6 +277,7 @@ static int open_ioas(void)
 {
 	struct upmd_ioas_conf conf = {
 		.size = sizeof(conf),
+		.flags = eal.args.n_allow ? 0 : UPMD_IOAS_F_OPTIONAL,
 		.backend = eal.args.backend,
 	};
 	int rc;
@@ -285,7 +286,7 @@ static int open_ioas(void)
 	if (rc == -ENODEV && eal.args.n_allow == 0) {
 		/* Nothing asked for a device: run without one (memory only,
 		 * virtual devices); the IOAS's absence is worth a notice. */
-		UPMD_NOTICE("eal", "no IOMMU available: running without PCI devices");
+		UPMD_NOTICE("eal", "no IOMMU interface (/dev/iommu, /dev/vfio/vfio): running without PCI devices");
 		eal.ioas = NULL;
 		return 0;
 	}

@@ -812,7 +812,7 @@ int upmd_ioas_open(const struct upmd_ioas_conf *conf, struct upmd_ioas **out)
 	const char *env;
 	int rc;
 
-	if (!conf || !out || conf->size < sizeof(*conf) || conf->flags || conf->__reserved ||
+	if (!conf || !out || conf->size < sizeof(*conf) || (conf->flags & ~UPMD_IOAS_F_OPTIONAL) || conf->__reserved ||
 	    conf->backend > UPMD_IOAS_BACKEND_TYPE1)
 		return -EINVAL;
 	want = conf->backend;
@@ -832,7 +832,8 @@ int upmd_ioas_open(const struct upmd_ioas_conf *conf, struct upmd_ioas **out)
 		} else if (path_exists("/dev/vfio/vfio")) {
 			want = UPMD_IOAS_BACKEND_TYPE1;
 		} else {
-			missing_message(UPMD_IOAS_BACKEND_AUTO);
+			if (!(conf->flags & UPMD_IOAS_F_OPTIONAL))
+				missing_message(UPMD_IOAS_BACKEND_AUTO);
 			return -ENODEV;
 		}
 	}

@@ -36,9 +36,15 @@ struct upmd_iova_range {
 };
 
 /** Options for upmd_ioas_open(); extensible: size first, flags, reserved zero. */
+/* The caller can run without an IOAS: when the machine has no IOMMU
+ * interface at all, -ENODEV comes without an error in the log (the caller
+ * says what it does instead). A missing interface named by the backend or
+ * UPMD_IOMMU is still an error. */
+#define UPMD_IOAS_F_OPTIONAL (1u << 0)
+
 struct upmd_ioas_conf {
 	uint32_t size;		/* sizeof(struct upmd_ioas_conf) */
-	uint32_t flags;		/* must be 0 */
+	uint32_t flags;		/* UPMD_IOAS_F_*, others must be 0 */
 	enum upmd_ioas_backend backend;
 	uint32_t __reserved;
 };

@@ -15,4 +15,6 @@
 #include <upmd/pci.h>
 #include <upmd/bus.h>
 #include <upmd/model.h>
+#include <upmd/ethdev.h>
+#include <upmd/vdev.h>
 #endif

@@ -261,7 +261,7 @@ static void test_backend_override(void)
 	conf.size = 4;
 	CU_ASSERT_EQUAL(upmd_ioas_open(&conf, &ioas), -EINVAL);
 	conf.size = sizeof(conf);
-	conf.flags = 1;
+	conf.flags = 2;		/* not a defined flag */
 	CU_ASSERT_EQUAL(upmd_ioas_open(&conf, &ioas), -EINVAL);
 	conf.flags = 0;
 	conf.backend = (enum upmd_ioas_backend)7;
@@ -301,6 +301,13 @@ static void test_missing_interfaces(void)
 	ASSERT_LOG_HAS("modprobe iommufd vfio-pci");
 	ASSERT_LOG_HAS("intel_iommu=on");
 	log_release();
+	/* A caller that can do without one: the same answer, no error. */
+	conf.flags = UPMD_IOAS_F_OPTIONAL;
+	log_capture();
+	CU_ASSERT_EQUAL(upmd_ioas_open(&conf, &ioas), -ENODEV);
+	CU_ASSERT_PTR_NULL(strstr(log_text(), "neither /dev/iommu"));
+	log_release();
+	/* But a backend asked for by name is still an error when missing. */
 	conf.backend = UPMD_IOAS_BACKEND_TYPE1;
 	log_capture();
 	CU_ASSERT_EQUAL(upmd_ioas_open(&conf, &ioas), -ENODEV);

@@ -70,6 +70,7 @@
 #define PCI_CMD_INTX_DISABLE 0x400
 #define PCI_STATUS_CAP_LIST 0x10
 #define PCI_CAP_ID_MSI 0x05
+#define PCI_CAP_ID_VNDR 0x09
 #define PCI_CAP_ID_EXP 0x10
 #define PCI_CAP_ID_MSIX 0x11
 
@@ -79,6 +80,27 @@ enum model_irq_kind {
 	MODEL_IRQ_INTX_ONLY,
 	MODEL_IRQ_MSI,		/* MSI capability with irq_vectors (power of two, <= 32) */
 	MODEL_IRQ_MSIX,		/* MSI-X capability with irq_vectors entries */
+};
+
+/*
+ * What a device model may add to the config space the framework builds
+ * (model_dev_config_init), through the ops' config hook: capabilities of
+ * its own (virtio's vendor capabilities), the vector count of this
+ * instance (virtio-net's depends on its queue pairs) and where its MSI-X
+ * table and PBA live. Devices without the hook get the framework's layout.
+ */
+#define MODEL_MAX_DEV_CAPS 8
+#define MODEL_DEV_CAP_MAX 32
+struct model_dev_cap {
+	uint8_t id;				/* PCI_CAP_ID_* */
+	uint8_t len;				/* bytes, id and next included: 4..MODEL_DEV_CAP_MAX */
+	uint8_t body[MODEL_DEV_CAP_MAX - 2];	/* the bytes from offset 2 on */
+};
+struct model_dev_config {
+	struct model_dev_cap caps[MODEL_MAX_DEV_CAPS];
+	unsigned ncaps;
+	uint16_t irq_vectors;		/* preset to ops->irq_vectors */
+	uint32_t msix_table, msix_pba;	/* "offset | BIR" as in the MSI-X capability; preset 0 */
 };
 
 #define MODEL_BAR_64 0x1	/* 64-bit memory BAR (takes the next BAR slot) */
@@ -108,6 +130,13 @@ struct upmd_model_dev_ops {
 	uint8_t intx_pin;		/* 0: none, 1: INTA# */
 	size_t priv_size;		/* zeroed private state, upmd_model_dev_priv() */
 
+	/*
+	 * Optional, while config space is built (after the args, before
+	 * init): fill @cfg. Its capabilities are placed from 0x40 in order,
+	 * ahead of the framework's own (PCI Express, MSI, MSI-X), which is
+	 * how QEMU lays out a virtio function.
+	 */
+	void (*config)(struct upmd_model_dev *d, struct model_dev_config *cfg);
 	/* Device-specific "key=value" argument; -EINVAL logs and rejects. */
 	int (*arg)(struct upmd_model_dev *d, const char *key, const char *val);
 	/* Called once after the args, BAR memory mapped; 0 or -errno. */

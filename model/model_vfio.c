@@ -47,8 +47,9 @@ void model_dev_config_init(struct upmd_model_dev *d)
 	uint8_t *c = d->cfg, *w = d->wmask, cap = 0x40, *prev_next = &c[PCI_CFG_CAP_PTR];
 	uint64_t mem32 = 0xc0000000ULL + (uint64_t)d->index * 0x04000000ULL;
 	uint64_t mem64 = 0x8000000000ULL + (uint64_t)d->index * 0x100000000ULL;
+	struct model_dev_config xc = { .ncaps = 0 };
 	bool has_io = false;
-	unsigned i;
+	unsigned i, room;
 
 	memset(c, 0, sizeof(d->cfg));
 	memset(w, 0, sizeof(d->wmask));
@@ -98,6 +99,28 @@ void model_dev_config_init(struct upmd_model_dev *d)
 	}
 	memcpy(d->bar_reg_init, d->bar_reg, sizeof(d->bar_reg));
 
+	/* The device's own capabilities first (QEMU's virtio order). */
+	room = 0x100 - (ops->pcie ? 0x3c : 0) -
+	       (ops->irq_kind == MODEL_IRQ_MSI ? 0x10 : ops->irq_kind == MODEL_IRQ_MSIX ? 0x0c : 0);
+	xc.irq_vectors = ops->irq_vectors;
+	if (ops->config)
+		ops->config(d, &xc);
+	for (i = 0; i < xc.ncaps && i < MODEL_MAX_DEV_CAPS; i++) {
+		const struct model_dev_cap *dc = &xc.caps[i];
+
+		/* Room is left for the framework's capabilities after them. */
+		if (dc->len < 4 || dc->len > MODEL_DEV_CAP_MAX || cap + UPMD_ALIGN_UP(dc->len, 4u) > room) {
+			UPMD_ERR(MODEL_LOG, "%s: capability %u (id 0x%02x, %u bytes) does not fit: left out",
+				 d->bdf, i, dc->id, dc->len);
+			continue;
+		}
+		*prev_next = cap;
+		c[cap] = dc->id;
+		memcpy(&c[cap + 2], dc->body, dc->len - 2u);
+		prev_next = &c[cap + 1];
+		cap = (uint8_t)(cap + UPMD_ALIGN_UP(dc->len, 4u));
+	}
+
 	if (ops->pcie) {
 		/* A minimal PCI Express endpoint capability (v2). */
 		*prev_next = cap;
@@ -109,7 +132,7 @@ void model_dev_config_init(struct upmd_model_dev *d)
 	if (ops->irq_kind == MODEL_IRQ_MSI) {
 		unsigned mmc = 0;
 
-		while ((1u << mmc) < ops->irq_vectors && mmc < 5)
+		while ((1u << mmc) < xc.irq_vectors && mmc < 5)
 			mmc++;
 		d->msi_cap = cap;
 		*prev_next = cap;
@@ -127,8 +150,10 @@ void model_dev_config_init(struct upmd_model_dev *d)
 		d->msix_cap = cap;
 		*prev_next = cap;
 		c[cap] = PCI_CAP_ID_MSIX;
-		put16(&c[cap + 2], (uint16_t)((ops->irq_vectors ? ops->irq_vectors : 1) - 1));
+		put16(&c[cap + 2], (uint16_t)((xc.irq_vectors ? xc.irq_vectors : 1) - 1));
 		put16(&w[cap + 2], 0xc000);
+		put32(&c[cap + 4], xc.msix_table);
+		put32(&c[cap + 8], xc.msix_pba);
 		prev_next = &c[cap + 1];
 		cap += 0x0c;
 	}

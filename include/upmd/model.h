@@ -47,7 +47,11 @@ int upmd_model_create(const struct upmd_model_conf *conf, struct upmd_model **ou
  * numa_node=N, reset=0|1 (whether the function has a reset; edu: 0 like
  * QEMU's), pasid_bits=N (PASID support of that width, 0..20; edu: 0 like
  * QEMU's, so a PASID attach is EINVAL). edu: dma_mask=0x... (default
- * 0xfffffff, QEMU's 28 bits).
+ * 0xfffffff, QEMU's 28 bits). virtio-net: mac=52:54:00:12:34:56
+ * (default 52:54:00:12:34:56 plus the device's index), queues=N (queue
+ * pairs, 1..16, default 1), peer=BDF (the virtio-net device its TX
+ * frames go to and whose TX frames it receives; naming it on either side
+ * connects both ways).
  * Groups are numbered from 10 in the order devices are added; a device
  * bound to vfio-pci gets the lowest free /dev/vfio/devices/vfioN.
  * Thread-safe. @return 0, -EEXIST (address taken), -ENOENT (unknown
@@ -151,6 +155,33 @@ struct upmd_model_fault {
 int upmd_model_fault_pop(struct upmd_model *m, struct upmd_model_fault *f);
 /** Name of a fault reason. */
 const char *upmd_model_fault_reason_name(enum upmd_model_fault_reason r);
+
+/** What a "virtio-net" model device counted, and the state a test checks. */
+struct upmd_model_virtio_net_stats {
+	uint64_t tx_frames;		/* frames taken from TX queues (to the peer, or consumed without one) */
+	uint64_t tx_bytes;		/* their bytes, virtio_net_hdr excluded */
+	uint64_t tx_dropped;		/* TX chains longer than 64 KiB of frame: completed, not sent */
+	uint64_t rx_frames;		/* frames written into RX buffers */
+	uint64_t rx_bytes;		/* their bytes, virtio_net_hdr excluded */
+	uint64_t rx_dropped;		/* arrived with no (large enough) RX buffer posted, or not running */
+	uint64_t rx_filtered;		/* refused by the MAC filter (promiscuous mode off) */
+	uint64_t ctrl_cmds;		/* control-queue commands answered, OK or ERR */
+	uint64_t ctrl_errors;		/* of those, answered VIRTIO_NET_ERR */
+	uint64_t resets_needed;		/* times the device set DEVICE_NEEDS_RESET */
+	uint8_t status;			/* device_status as the driver reads it */
+	bool promisc, allmulti;		/* receive filter (promiscuous after reset, as QEMU) */
+	uint16_t active_pairs;		/* queue pairs in use (VQ_PAIRS_SET; 1 after reset) */
+	uint8_t mac[6];			/* the current MAC (config space, VIRTIO_NET_CTRL_MAC_ADDR_SET) */
+};
+
+/**
+ * Snapshot of the virtio-net model device at @bdf (any accepted
+ * spelling). Counters grow for the life of the model (a device reset
+ * does not clear them). Thread-safe. @return 0, -EINVAL (NULL
+ * argument), -ENOENT (no device there), -ENODEV (not a virtio-net).
+ */
+int upmd_model_virtio_net_stats(struct upmd_model *m, const char *bdf,
+				struct upmd_model_virtio_net_stats *st);
 
 /* ---- for device models ---- */
 

@@ -132,6 +132,8 @@
 #define NO_VECTOR 0xffff
 #define MAC_TABLE 64		/* QEMU's MAC_TABLE_ENTRIES */
 #define POLL_BUDGET 64		/* chains per device per poll, so ports take turns */
+#define POLL_GRACE 20000	/* empty polls of a TX queue before doorbells are wanted again */
+#define USED_F_NO_NOTIFY 1
 
 _Static_assert(MAX_QUEUES <= 64, "pending queues are a 64-bit mask");
 
@@ -141,6 +143,13 @@ struct vq {
 	bool enabled;
 	uint16_t last_avail;		/* free-running index of the next avail entry to take */
 	uint16_t used_idx;		/* free-running used index published next */
+	/* Notification suppression, as vhost does it: while a TX queue has
+	 * work (and for a grace period after), the device polls it and sets
+	 * VRING_USED_F_NO_NOTIFY so the driver does not ring; an RX queue
+	 * never needs a doorbell (frames look for buffers when they come). */
+	bool polling;
+	bool rx_quiet;			/* RX: NO_NOTIFY written */
+	unsigned idle;			/* empty polls in a row while polling */
 };
 
 struct seg {
@@ -609,6 +618,38 @@ static bool queue_live(const struct vnet *n, unsigned qi)
 	return qi < nqueues(n) && n->q[qi].enabled && n->q[qi].size;
 }
 
+/* Write the used ring's flags (DMA, like every ring access). */
+static int used_flags(struct upmd_model_dev *d, struct vnet *n, unsigned qi, uint16_t flags)
+{
+	return dma_wr(d, n, qi, n->q[qi].device, &flags, sizeof(flags));
+}
+
+/*
+ * A TX queue found empty: keep polling it for a while (the driver is
+ * likely to add more soon), then ask for doorbells again. Clearing
+ * NO_NOTIFY and looking at avail once more closes the race with a driver
+ * that added a chain while it still saw the flag. Returns whether the
+ * queue stays pending. d->lock held.
+ */
+static bool tx_idle(struct upmd_model_dev *d, struct vnet *n, unsigned qi)
+{
+	struct vq *q = &n->q[qi];
+	uint16_t idx;
+
+	if (!q->polling) {
+		q->polling = true;
+		q->idle = 0;
+		return used_flags(d, n, qi, USED_F_NO_NOTIFY) == 0;
+	}
+	if (++q->idle < POLL_GRACE)
+		return true;
+	q->polling = false;
+	if (used_flags(d, n, qi, 0) < 0)
+		return false;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return avail_idx(d, n, qi, &idx) == 0 && idx != q->last_avail;
+}
+
 /* ---- TX ---------------------------------------------------------------------------- */
 
 /*
@@ -955,6 +996,7 @@ static int vnet_poll(struct upmd_model_dev *d)
 {
 	struct vnet *n = upmd_model_dev_priv(d);
 	int budget, work = 0;
+	bool polled = false;
 
 	for (budget = 0; budget < POLL_BUDGET; budget++) {
 		struct upmd_model_dev *peer;
@@ -973,6 +1015,8 @@ static int vnet_poll(struct upmd_model_dev *d)
 		qi = next_pending(n);
 		if (!queue_live(n, (unsigned)qi) || (qi % 2 == 0 && qi != ctrl_index(n))) {
 			/* RX buffers wait for frames; disabled queues do nothing. */
+			if (queue_live(n, (unsigned)qi) && !n->q[qi].rx_quiet)
+				n->q[qi].rx_quiet = used_flags(d, n, (unsigned)qi, USED_F_NO_NOTIFY) == 0;
 			n->pending &= ~(1ULL << qi);
 			pthread_mutex_unlock(&d->lock);
 			continue;
@@ -986,8 +1030,12 @@ static int vnet_poll(struct upmd_model_dev *d)
 			continue;
 		}
 		rc = tx_take(d, n, (unsigned)qi, &head, &len);
-		if (rc == 0)
+		if (rc == 0 && !tx_idle(d, n, (unsigned)qi))
 			n->pending &= ~(1ULL << qi);
+		else if (rc == 0)
+			polled = true;	/* nothing yet, but keep the thread looking */
+		else
+			n->q[qi].idle = 0;
 		epoch = n->epoch;
 		pthread_mutex_unlock(&d->lock);
 		if (rc <= 0) {
@@ -1004,7 +1052,7 @@ static int vnet_poll(struct upmd_model_dev *d)
 			push_used(d, n, (unsigned)qi, &head, &zero, 1);
 		pthread_mutex_unlock(&d->lock);
 	}
-	return work;
+	return work || polled;
 }
 
 /* ---- registers ------------------------------------------------------------------------- */

@@ -1495,16 +1495,24 @@ void model_ictx_put(struct model_ictx *ictx)
 static bool vm_copy_broken;
 
 /*
- * Device access to process memory. process_vm_readv/writev on ourselves
- * turns a page the process unmapped behind the IOMMU's back into EFAULT
- * instead of a crash in the device thread; where the syscall is not
- * allowed (seccomp) plain memcpy is the fallback.
+ * Device access to process memory. A page the process unmapped behind the
+ * IOMMU's back must give EFAULT, not a crash in the device thread. The
+ * fast way is a memcpy that the model's SIGSEGV handler (model_trap.c)
+ * turns into EFAULT; where that cannot be (no trapping on this machine,
+ * UPMD_MODEL_NO_TRAP), process_vm_readv/writev on ourselves, a system call
+ * per copy; where that syscall is not allowed (seccomp), plain memcpy.
  */
 int model_copy(void *dst, const void *src, size_t len, bool to_user)
 {
 	struct iovec local, remote;
 	ssize_t n;
+	int rc;
 
+	if (model_trap_supported()) {
+		rc = model_guarded_copy(dst, src, len);
+		if (rc != -ENOTSUP)
+			return rc;
+	}
 	if (!vm_copy_broken) {
 		local.iov_base = to_user ? (void *)(uintptr_t)src : dst;
 		remote.iov_base = to_user ? dst : (void *)(uintptr_t)src;

@@ -448,6 +448,9 @@ int model_charge(struct upmd_model *m, int acct, uint64_t npages);
 void model_uncharge(struct upmd_model *m, int acct, uint64_t npages);
 /* Copy between @buf and [@va, +@len) of this process, never crashing. */
 int model_copy(void *dst, const void *src, size_t len, bool to_user);
+/* memcpy that returns -EFAULT instead of crashing on an unmapped page
+ * (-ENOTSUP where the model cannot trap faults). */
+int model_guarded_copy(void *dst, const void *src, size_t len);
 
 /* model_vfio.c */
 int model_container_ioctl(struct model_container *c, unsigned long req, void *arg);

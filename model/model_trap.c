@@ -1,6 +1,7 @@
 /* Trapped BAR mappings: every load and store a driver makes to a register BAR faults into the model, which runs the register's side effect. */
 #include <errno.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,8 @@ struct trap_state {
 
 /* Signal handlers must not allocate TLS lazily. */
 static __thread struct trap_state ts __attribute__((tls_model("initial-exec")));
+/* Set while this thread runs a guarded copy (model_guarded_copy). */
+static __thread sigjmp_buf *copy_env __attribute__((tls_model("initial-exec")));
 
 static int slot_find(uintptr_t a)
 {
@@ -158,8 +161,24 @@ static void on_segv(int sig, siginfo_t *si, void *ucv)
 	struct trap_slot *s;
 	uint8_t *mem;
 	bool write;
-	int i = slot_find(a);
+	int i;
 
+	/* A device's copy touched memory the process unmapped: the copy
+	 * fails, as the kernel's would with EFAULT. The kernel blocked
+	 * SIGSEGV for this handler and we leave it without returning, so
+	 * unblock it first (sigsetjmp did not save the mask: that would
+	 * cost a system call on every copy). */
+	if (copy_env) {
+		sigjmp_buf *e = copy_env;
+		sigset_t set;
+
+		copy_env = NULL;
+		sigemptyset(&set);
+		sigaddset(&set, SIGSEGV);
+		pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+		siglongjmp(*e, 1);
+	}
+	i = slot_find(a);
 	if (i < 0) {
 		chain(&old_segv, sig, si, ucv);
 		return;
@@ -275,6 +294,32 @@ bool model_trap_supported(void)
 	return !getenv("UPMD_MODEL_NO_TRAP");
 }
 
+int model_guarded_copy(void *dst, const void *src, size_t len)
+{
+	sigjmp_buf env;
+	int rc = 0;
+
+	if (!__atomic_load_n(&installed, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&slots_lock);
+		if (!installed)
+			rc = install();
+		pthread_mutex_unlock(&slots_lock);
+		if (rc < 0)
+			return rc;
+	}
+	if (sigsetjmp(env, 0)) {
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		return -EFAULT;
+	}
+	copy_env = &env;
+	/* The handler must see copy_env set before the copy can fault. */
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	memcpy(dst, src, len);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	copy_env = NULL;
+	return 0;
+}
+
 int model_trap_add(struct model_barmap *bm)
 {
 	int i, rc = 0;
@@ -315,6 +360,14 @@ void model_trap_del(struct model_barmap *bm)
 bool model_trap_supported(void)
 {
 	return false;
+}
+
+int model_guarded_copy(void *dst, const void *src, size_t len)
+{
+	(void)dst;
+	(void)src;
+	(void)len;
+	return -ENOTSUP;
 }
 
 int model_trap_add(struct model_barmap *bm)

@@ -12,11 +12,14 @@
 
 #include "testpmd.h"
 
-/* With no device in the EAL arguments: two ports cross-connected in
- * memory, forwarding what --tx-first put on them, for a few seconds. */
+/* With no device in the EAL arguments: two model virtio-net devices,
+ * cross-connected, driven by the real virtio PMD through the model's
+ * iommufd and vfio cdev, forwarding what --tx-first put on them, for a
+ * few seconds. */
 static const char *const embedded_default[] = {
-	"--vdev", "net_ring0,peer=net_ring1",
-	"--vdev", "net_ring1,peer=net_ring0",
+	"--model", "virtio-net@0000:00:04.0:peer=0000:00:05.0;virtio-net@0000:00:05.0",
+	"-a", "0000:00:04.0",
+	"-a", "0000:00:05.0",
 };
 #define EMBEDDED_RUN_TIME 5.0
 #define CACHE_SIZE 250
@@ -52,7 +55,7 @@ static void usage(const char *prg)
 	       "  --forward-mode=MODE   io (default), mac, macswap, rxonly, txonly, flowgen\n"
 	       "  --nb-cores=N          forwarding lcores (default 1; the main lcore prints statistics)\n"
 	       "  --rxq=N --txq=N       queues per port (default 1)\n"
-	       "  --rxd=N --txd=N       descriptors per queue (default 512)\n"
+	       "  --rxd=N --txd=N       descriptors per queue (default: the port's, at most 1024)\n"
 	       "  --burst=N             packets per burst (default 32, at most %d)\n"
 	       "  --total-num-mbufs=N   mbufs in the pool (default: enough for every queue)\n"
 	       "  --txpkts=L[,L...]     segment lengths of generated packets (default 64)\n"
@@ -63,8 +66,9 @@ static void usage(const char *prg)
 	       "  -a, --auto-start      start forwarding at once (always: there is no prompt)\n"
 	       "  --run-time=S          stop after S seconds (default: at SIGINT/SIGTERM)\n"
 	       "  --json                print the final summary as JSON\n"
-	       "With no device in the EAL options it runs on its embedded default: two net_ring\n"
-	       "ports cross-connected in memory, io forwarding with --tx-first, for %.0f s.\n",
+	       "With no device in the EAL options it runs on its embedded default: two model\n"
+	       "virtio-net ports cross-connected (the in-process model of the kernel and the\n"
+	       "devices), io forwarding with --tx-first, for %.0f s.\n",
 	       prg, MAX_BURST, EMBEDDED_RUN_TIME);
 }
 
@@ -267,7 +271,8 @@ static int setup_ports(const char *prg)
 		fprintf(stderr, "%s: no ports: give devices with -a BDF (bound to vfio-pci) or --vdev net_null0\n", prg);
 		return -ENODEV;
 	}
-	need = nb_ports * (tp.rxq * tp.rxd + tp.txq * tp.txd + tp.burst * MAX_SEGS) +
+	/* 0 descriptors: each port's default, at most 1024. */
+	need = nb_ports * (tp.rxq * (tp.rxd ? tp.rxd : 1024u) + tp.txq * (tp.txd ? tp.txd : 1024u) + tp.burst * MAX_SEGS) +
 	       (tp.nb_cores + 1) * CACHE_SIZE * 3 / 2 + 1024;
 	if (!tp.total_mbufs)
 		tp.total_mbufs = UPMD_MAX(need, 8192u);
@@ -484,7 +489,7 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc; i++)
 		eal_argv[eal_argc++] = argv[i];
 
-	tp = (struct tp_conf){ .mode = FWD_IO, .nb_cores = 1, .rxq = 1, .txq = 1, .rxd = 512, .txd = 512,
+	tp = (struct tp_conf){ .mode = FWD_IO, .nb_cores = 1, .rxq = 1, .txq = 1, .rxd = 0, .txd = 0,
 			       .burst = 32, .txpkts = { 64 }, .nb_txsegs = 1, .flows = 1024 };
 	for (i = 0; i < UPMD_MAX_ETHPORTS; i++)
 		tp.peer[i] = (struct upmd_ether_addr){ { 0x02, 0x00, 0x00, 0x00, 0x00, (uint8_t)i } };
@@ -517,8 +522,8 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	if (embedded)
-		printf("no device in the EAL options: the embedded default, two net_ring ports cross-connected in memory, "
-		       "%s forwarding%s for %.0f s\n",
+		printf("no device in the EAL options: the embedded default, two model virtio-net ports cross-connected, "
+		       "driven by the virtio PMD through the model's iommufd; %s forwarding%s for %.0f s\n",
 		       fwd_mode_names[tp.mode], tp.tx_first ? " after --tx-first" : "", tp.run_time);
 
 	/* Forwarding lcores: the workers; with none, the main lcore forwards

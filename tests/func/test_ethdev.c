@@ -18,6 +18,11 @@ static struct upmd_mempool *pool;
 
 static void down(void)
 {
+	uint16_t port;
+
+	/* Ports first: their queues hold mbufs of the pool. */
+	UPMD_ETH_FOREACH_DEV(port)
+		upmd_eth_dev_close(port);
 	if (pool)
 		upmd_mempool_free(pool);
 	pool = NULL;

@@ -1,7 +1,8 @@
 #!/bin/bash
 # The VM test tier: runs statically linked test programs inside a QEMU
 # guest on a real 6.12 kernel with an IOMMU (QEMU's intel-iommu under TCG)
-# and four emulated PCI devices bound to vfio-pci.
+# and six emulated PCI devices bound to vfio-pci (NVMe, two virtio-net,
+# two e1000e, edu).
 #
 #   tests/vm/run.sh BIN...        run these programs
 #   tests/vm/run.sh DIR           run every DIR/vmtest-* executable
@@ -94,10 +95,17 @@ qemu_args=(
 	-kernel "$kernel" -initrd "$initrd" -append "$cmdline"
 	-drive "file=$disk,if=none,id=nvm0,format=raw"
 	-device nvme,drive=nvm0,serial=upmd0001
+	# Hub 0: two modern virtio-net; hub 1: two e1000e. A hub hands each
+	# frame to every other port on it, so the two NICs of a hub are
+	# cabled to each other and to nothing else.
 	-netdev hubport,hubid=0,id=n0
 	-device virtio-net-pci,disable-legacy=on,iommu_platform=on,netdev=n0,mac=52:54:00:00:00:01
 	-netdev hubport,hubid=0,id=n1
-	-device e1000e,netdev=n1,mac=52:54:00:00:00:02
+	-device virtio-net-pci,disable-legacy=on,iommu_platform=on,netdev=n1,mac=52:54:00:00:00:03
+	-netdev hubport,hubid=1,id=n2
+	-device e1000e,netdev=n2,mac=52:54:00:00:00:02
+	-netdev hubport,hubid=1,id=n3
+	-device e1000e,netdev=n3,mac=52:54:00:00:00:04
 	-device edu,dma_mask=0xffffffff
 )
 echo "$qemu ${qemu_args[*]}" >"$work/qemu.cmd"

@@ -65,6 +65,14 @@ else
 	record "asan-build" 1
 fi
 
+echo "=== the default build (debugoptimized, no sanitizers: what 'meson setup build' gives) ==="
+if { [ -f build-default/build.ninja ] || meson setup build-default >/dev/null; } && ninja -C build-default >/dev/null; then
+	record default-build 0
+else
+	ninja -C build-default 2>&1 | grep -E "error|warning" | head -20
+	record default-build 1
+fi
+
 echo "=== out-of-tree application through pkg-config ==="
 rm -rf build-rel/stage
 if { [ -f build-rel/build.ninja ] || meson setup build-rel --buildtype=release -Dtests=false --prefix=/usr >/dev/null; } \

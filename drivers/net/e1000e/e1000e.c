@@ -923,7 +923,7 @@ static int read_mac(struct e1k_priv *p, const char *name, struct upmd_ether_addr
 	if ((rah & RAH_AV) && mac_usable(mac))
 		return 0;
 	for (i = 0; i < 3; i++) {
-		uint16_t w;
+		uint16_t w = 0;
 		int rc = eeprom_read(p, i, &w);
 
 		if (rc < 0) {

@@ -322,7 +322,7 @@ static void pk_queue_release(struct upmd_eth_dev *dev, void *queue)
 static int pk_start(struct upmd_eth_dev *dev)
 {
 	struct pk_priv *p = dev->priv;
-	short flags;
+	short flags = 0;
 	int rc = iface_flags(p, &flags);
 
 	if (rc == 0 && !(flags & IFF_UP))

@@ -162,6 +162,9 @@ struct vnet {
 	/* From the arguments; fixed for the device's life. */
 	uint8_t mac_conf[6];
 	bool mac_set;
+	/* QEMU's device properties of the same names (default on): off
+	 * withholds the feature, as an old or misconfigured QEMU would. */
+	bool no_iommu_platform, no_mrg_rxbuf, no_ctrl_vq;
 	uint16_t max_pairs;
 	char peer_name[16];		/* canonical BDF, "" none */
 
@@ -291,6 +294,18 @@ static int vnet_arg(struct upmd_model_dev *d, const char *key, const char *val)
 		n->max_pairs = (uint16_t)v;
 		return 0;
 	}
+	if (!strcmp(key, "iommu_platform") || !strcmp(key, "mrg_rxbuf") || !strcmp(key, "ctrl_vq")) {
+		bool *off = !strcmp(key, "iommu_platform") ? &n->no_iommu_platform :
+			    !strcmp(key, "mrg_rxbuf")	   ? &n->no_mrg_rxbuf :
+							     &n->no_ctrl_vq;
+
+		if (strcmp(val, "on") && strcmp(val, "off")) {
+			UPMD_ERR(MODEL_LOG, "%s: %s=%s: give on or off", upmd_model_dev_name(d), key, val);
+			return -EINVAL;
+		}
+		*off = !strcmp(val, "off");
+		return 0;
+	}
 	if (!strcmp(key, "peer")) {
 		if (canon_bdf(val, n->peer_name, sizeof(n->peer_name)) < 0 ||
 		    !strcmp(n->peer_name, upmd_model_dev_name(d))) {
@@ -353,9 +368,16 @@ static void vnet_config(struct upmd_model_dev *d, struct model_dev_config *cfg)
 
 static uint64_t offered(const struct vnet *n)
 {
-	return BIT(F_VERSION_1) | BIT(F_ACCESS_PLATFORM) | BIT(F_MAC) | BIT(F_STATUS) |
-	       BIT(F_MRG_RXBUF) | BIT(F_CTRL_VQ) | BIT(F_CTRL_RX) | BIT(F_CTRL_MAC_ADDR) |
-	       (n->max_pairs > 1 ? BIT(F_MQ) : 0);
+	uint64_t f = BIT(F_VERSION_1) | BIT(F_MAC) | BIT(F_STATUS);
+
+	if (!n->no_iommu_platform)
+		f |= BIT(F_ACCESS_PLATFORM);
+	if (!n->no_mrg_rxbuf)
+		f |= BIT(F_MRG_RXBUF);
+	/* The control-queue features go with the control queue. */
+	if (!n->no_ctrl_vq)
+		f |= BIT(F_CTRL_VQ) | BIT(F_CTRL_RX) | BIT(F_CTRL_MAC_ADDR) | (n->max_pairs > 1 ? BIT(F_MQ) : 0);
+	return f;
 }
 
 static bool has(const struct vnet *n, unsigned f)
@@ -377,7 +399,9 @@ static bool features_ok(const struct vnet *n)
 
 	if (f & ~offered(n))
 		return false;
-	if (!(f & BIT(F_VERSION_1)) || !(f & BIT(F_ACCESS_PLATFORM)))
+	/* Without iommu_platform the device bypasses the IOMMU (as QEMU's
+	 * does): then ACCESS_PLATFORM cannot be, and need not be, accepted. */
+	if (!(f & BIT(F_VERSION_1)) || (!(f & BIT(F_ACCESS_PLATFORM)) && !n->no_iommu_platform))
 		return false;
 	return !((f & need_cvq) && !(f & BIT(F_CTRL_VQ)));
 }

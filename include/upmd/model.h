@@ -51,7 +51,9 @@ int upmd_model_create(const struct upmd_model_conf *conf, struct upmd_model **ou
  * (default 52:54:00:12:34:56 plus the device's index), queues=N (queue
  * pairs, 1..16, default 1), peer=BDF (the virtio-net device its TX
  * frames go to and whose TX frames it receives; naming it on either side
- * connects both ways).
+ * connects both ways), iommu_platform=on|off, mrg_rxbuf=on|off,
+ * ctrl_vq=on|off (QEMU's properties: off withholds the feature; the
+ * model's DMA goes through its IOMMU either way).
  * Groups are numbered from 10 in the order devices are added; a device
  * bound to vfio-pci gets the lowest free /dev/vfio/devices/vfioN.
  * Thread-safe. @return 0, -EEXIST (address taken), -ENOENT (unknown

@@ -123,24 +123,20 @@ static inline void upmd_ring_copy_words_(upmd_ring_word_ *__restrict d, const up
 {
 	uint32_t k = 0;
 
-	/* The odd ones first, by the count's low bits (two tests where a
-	 * switch is a chain of compares), so that a burst of one or two is
-	 * straight-line code; then four at a time. */
-	if (n & 1) {
-		d[0] = s[0];
-		k = 1;
-	}
-	if (n & 2) {
-		d[k] = s[k];
-		d[k + 1] = s[k + 1];
-		k += 2;
-	}
-	for (; k < n; k += 4) {
+	for (; k + 4 <= n; k += 4) {
 		d[k] = s[k];
 		d[k + 1] = s[k + 1];
 		d[k + 2] = s[k + 2];
 		d[k + 3] = s[k + 3];
 	}
+	/* The rest by its bits: two tests, where a switch is a chain of compares. */
+	if (n & 2) {
+		d[k] = s[k];
+		d[k + 1] = s[k + 1];
+		k += 2;
+	}
+	if (n & 1)
+		d[k] = s[k];
 }
 
 /* Copy @n elements into the slots from counter @idx on, wrapping once. */

@@ -394,6 +394,50 @@ static void test_bad_pool(void)
 	down();
 }
 
+/* What the device offers decides: a device that would bypass the IOMMU
+ * is refused at probe, with the QEMU option that fixes it; without merged
+ * buffers a frame must fit one buffer; without a control queue there are
+ * no filters and one queue pair. */
+static void test_negotiation(void)
+{
+	struct upmd_mempool *mid;
+	struct upmd_mbuf *m[2];
+	struct upmd_eth_dev_info info;
+	int rc;
+
+	CU_ASSERT_EQUAL_FATAL(upmd_model_install(SPEC(",iommu_platform=off"), &model), 0);
+	log_capture();
+	rc = INIT(MEM, "-a", A, "-a", B);
+	CU_ASSERT_EQUAL(rc, -ENOTSUP);
+	ASSERT_LOG_HAS("does not offer VIRTIO_F_ACCESS_PLATFORM, so its DMA would bypass the IOMMU");
+	ASSERT_LOG_HAS("iommu_platform=on");
+	log_release();
+	CU_ASSERT_EQUAL(upmd_eth_dev_count_avail(), 0);
+	down();
+
+	up(SPEC(",mrg_rxbuf=off,ctrl_vq=off,queues=2"), 1, 0, 1024);
+	CU_ASSERT_EQUAL(upmd_eth_dev_info_get(pa, &info), 0);
+	CU_ASSERT_EQUAL(info.max_rx_queues, 1);	/* MQ needs the control queue */
+	CU_ASSERT_EQUAL(info.rx_offload_capa & UPMD_ETH_RX_OFFLOAD_SCATTER, 0);
+	CU_ASSERT_EQUAL(upmd_eth_promiscuous_disable(pb), -ENOTSUP);
+	/* Traffic still flows, a frame a buffer. */
+	m[0] = make(11, 1500);
+	CU_ASSERT_EQUAL(upmd_eth_tx_burst(pa, 0, m, 1), 1);
+	CU_ASSERT_EQUAL_FATAL(rx_wait(pb, 0, m, 1), 1);
+	CU_ASSERT_EQUAL(m[0]->pkt_len, 1500);
+	CU_ASSERT_EQUAL(m[0]->nb_segs, 1);
+	upmd_pktmbuf_free(m[0]);
+	/* Buffers that cannot hold a whole frame are refused. */
+	CU_ASSERT_EQUAL(upmd_eth_dev_stop(pa), 0);
+	CU_ASSERT_EQUAL_FATAL(upmd_pktmbuf_pool_create("mid", 256, 0, 0, 1024, UPMD_SOCKET_ID_ANY, &mid), 0);
+	log_capture();
+	CU_ASSERT_EQUAL(upmd_eth_rx_queue_setup(pa, 0, 0, UPMD_SOCKET_ID_ANY, mid), -EINVAL);
+	ASSERT_LOG_HAS("a whole frame");
+	log_release();
+	upmd_mempool_free(mid);
+	down();
+}
+
 static const struct upmd_test tests[] = {
 	{ "io forwarding: 10^6 packets, each one checked", test_io },
 	{ "macswap forwarding: 10^6 packets, MACs swapped at every hop", test_macswap },
@@ -401,6 +445,7 @@ static const struct upmd_test tests[] = {
 	{ "an empty pool: counted, nothing lost", test_empty_pool },
 	{ "filters, MAC, two queue pairs, stop and start", test_filters_mac_queues },
 	{ "a pool with buffers too small", test_bad_pool },
+	{ "negotiation: no ACCESS_PLATFORM refused; no merged buffers; no control queue", test_negotiation },
 	{ NULL, NULL },
 };
 

@@ -94,6 +94,14 @@ struct upmd_eth_qstats {
 	uint64_t missed;	/* RX: frames dropped for lack of room */
 };
 
+/**
+ * stats_get and stats_reset for a driver whose every queue (what its
+ * setup put in *out) begins with a struct upmd_eth_qstats: the sum of
+ * the queues, and zeroing them. Most drivers need nothing else.
+ */
+int upmd_eth_queue_stats_get(struct upmd_eth_dev *dev, struct upmd_eth_stats *stats);
+int upmd_eth_queue_stats_reset(struct upmd_eth_dev *dev);
+
 /** Add each queue's counters into @stats (totals and per queue). */
 void upmd_eth_qstats_sum(struct upmd_eth_stats *stats, const struct upmd_eth_qstats *const *rxq, unsigned nb_rxq,
 			 const struct upmd_eth_qstats *const *txq, unsigned nb_txq);

@@ -70,7 +70,9 @@ except (subprocess.CalledProcessError, FileNotFoundError) as e:
     sys.exit(1)
 
 try:
-    vdev = ["--vdev", f"net_af_packet0,iface={a}"]
+    # Rings of 2048 frames: the 1000 injected fit even if testpmd, under
+    # a sanitizer on a busy machine, polls late.
+    vdev = ["--vdev", f"net_af_packet0,iface={a},frames=2048"]
     # RX: the kernel side sends N frames while testpmd counts them.
     p = subprocess.Popen([exe] + MEM + vdev + ["--", "--forward-mode=rxonly", "--run-time=4", "--json"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

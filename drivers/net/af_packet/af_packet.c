@@ -378,14 +378,9 @@ static int pk_promisc(struct upmd_eth_dev *dev, bool on)
 static int pk_stats_get(struct upmd_eth_dev *dev, struct upmd_eth_stats *s)
 {
 	struct pk_priv *p = dev->priv;
-	const struct upmd_eth_qstats *rx[MAX_QUEUES], *tx[MAX_QUEUES];
 	unsigned q;
 
-	for (q = 0; q < dev->nb_rxq; q++)
-		rx[q] = dev->rxq[q];
-	for (q = 0; q < dev->nb_txq; q++)
-		tx[q] = dev->txq[q];
-	upmd_eth_qstats_sum(s, rx, dev->nb_rxq, tx, dev->nb_txq);
+	upmd_eth_queue_stats_get(dev, s);
 	/* Frames the kernel dropped because our ring was full (the counter
 	 * clears on read: keep a running total in the queue's missed). */
 	for (q = 0; q < dev->nb_rxq; q++) {

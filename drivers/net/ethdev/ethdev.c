@@ -686,6 +686,32 @@ void upmd_eth_qstats_sum(struct upmd_eth_stats *s, const struct upmd_eth_qstats 
 	}
 }
 
+int upmd_eth_queue_stats_get(struct upmd_eth_dev *dev, struct upmd_eth_stats *s)
+{
+	const struct upmd_eth_qstats *rx[UPMD_MAX_QUEUES_PER_PORT], *tx[UPMD_MAX_QUEUES_PER_PORT];
+	unsigned q;
+
+	for (q = 0; q < dev->nb_rxq; q++)
+		rx[q] = dev->rxq[q];
+	for (q = 0; q < dev->nb_txq; q++)
+		tx[q] = dev->txq[q];
+	upmd_eth_qstats_sum(s, rx, dev->nb_rxq, tx, dev->nb_txq);
+	return 0;
+}
+
+int upmd_eth_queue_stats_reset(struct upmd_eth_dev *dev)
+{
+	unsigned q;
+
+	for (q = 0; q < UPMD_MAX_QUEUES_PER_PORT; q++) {
+		if (q < dev->nb_rxq && dev->rxq[q])
+			memset(dev->rxq[q], 0, sizeof(struct upmd_eth_qstats));
+		if (q < dev->nb_txq && dev->txq[q])
+			memset(dev->txq[q], 0, sizeof(struct upmd_eth_qstats));
+	}
+	return 0;
+}
+
 int upmd_eth_stats_get(uint16_t port, struct upmd_eth_stats *stats)
 {
 	struct upmd_eth_dev *dev = dev_of(port);

@@ -179,31 +179,7 @@ static int null_mac_set(struct upmd_eth_dev *dev, const struct upmd_ether_addr *
 	return 0;
 }
 
-static int null_stats_get(struct upmd_eth_dev *dev, struct upmd_eth_stats *s)
-{
-	const struct upmd_eth_qstats *rx[MAX_QUEUES], *tx[MAX_QUEUES];
-	unsigned q;
 
-	for (q = 0; q < dev->nb_rxq; q++)
-		rx[q] = dev->rxq[q];
-	for (q = 0; q < dev->nb_txq; q++)
-		tx[q] = dev->txq[q];
-	upmd_eth_qstats_sum(s, rx, dev->nb_rxq, tx, dev->nb_txq);
-	return 0;
-}
-
-static int null_stats_reset(struct upmd_eth_dev *dev)
-{
-	unsigned q;
-
-	for (q = 0; q < dev->nb_rxq; q++)
-		if (dev->rxq[q])
-			memset(&((struct null_queue *)dev->rxq[q])->st, 0, sizeof(struct upmd_eth_qstats));
-	for (q = 0; q < dev->nb_txq; q++)
-		if (dev->txq[q])
-			memset(&((struct null_queue *)dev->txq[q])->st, 0, sizeof(struct upmd_eth_qstats));
-	return 0;
-}
 
 static const struct upmd_eth_dev_ops null_ops = {
 	.infos_get = null_infos,
@@ -214,8 +190,8 @@ static const struct upmd_eth_dev_ops null_ops = {
 	.start = null_start,
 	.stop = null_stop,
 	.mac_addr_set = null_mac_set,
-	.stats_get = null_stats_get,
-	.stats_reset = null_stats_reset,
+	.stats_get = upmd_eth_queue_stats_get,
+	.stats_reset = upmd_eth_queue_stats_reset,
 };
 
 static int null_probe(const char *name, const char *args)

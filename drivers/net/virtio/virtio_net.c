@@ -654,31 +654,7 @@ static int vn_mac_set(struct upmd_eth_dev *dev, const struct upmd_ether_addr *ma
 	return hw->started ? ctrl_cmd(hw, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, mac->addr_bytes, 6) : 0;
 }
 
-static int vn_stats_get(struct upmd_eth_dev *dev, struct upmd_eth_stats *s)
-{
-	const struct upmd_eth_qstats *rx[VIRTIO_MAX_PAIRS], *tx[VIRTIO_MAX_PAIRS];
-	unsigned q;
 
-	for (q = 0; q < dev->nb_rxq; q++)
-		rx[q] = dev->rxq[q];
-	for (q = 0; q < dev->nb_txq; q++)
-		tx[q] = dev->txq[q];
-	upmd_eth_qstats_sum(s, rx, dev->nb_rxq, tx, dev->nb_txq);
-	return 0;
-}
-
-static int vn_stats_reset(struct upmd_eth_dev *dev)
-{
-	unsigned q;
-
-	for (q = 0; q < dev->nb_rxq; q++)
-		if (dev->rxq[q])
-			memset(&((struct virtqueue *)dev->rxq[q])->st, 0, sizeof(struct upmd_eth_qstats));
-	for (q = 0; q < dev->nb_txq; q++)
-		if (dev->txq[q])
-			memset(&((struct virtqueue *)dev->txq[q])->st, 0, sizeof(struct upmd_eth_qstats));
-	return 0;
-}
 
 static int vn_xstats(struct upmd_eth_dev *dev, struct upmd_eth_xstat *xs, unsigned n)
 {
@@ -713,8 +689,8 @@ static const struct upmd_eth_dev_ops vn_ops = {
 	.promiscuous_set = vn_promisc,
 	.allmulticast_set = vn_allmulti,
 	.mac_addr_set = vn_mac_set,
-	.stats_get = vn_stats_get,
-	.stats_reset = vn_stats_reset,
+	.stats_get = upmd_eth_queue_stats_get,
+	.stats_reset = upmd_eth_queue_stats_reset,
 	.xstats_get = vn_xstats,
 };
 

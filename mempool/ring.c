@@ -1,5 +1,6 @@
 /* Rings: sizing, creation in a memzone or on the heap, the name registry. The data path is inline in ring.h. */
 #include <errno.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,5 +210,19 @@ void eal_ring_cleanup(void)
 			break;
 		UPMD_WARN(RING_LOG, "ring \"%s\" was not freed before EAL cleanup: freeing it", e->r->name);
 		upmd_ring_free(e->r);
+	}
+}
+
+void upmd_ring_wait_tail_(struct upmd_ring_headtail *ht, uint32_t old)
+{
+	unsigned spins = 0;
+
+	/* Acquire, as the inline test: the earlier reservers' slot work
+	 * happens-before our release of the tail. */
+	while (__atomic_load_n(&ht->tail, __ATOMIC_ACQUIRE) != old) {
+		if (++spins < 256)
+			upmd_pause();
+		else
+			sched_yield();
 	}
 }

@@ -246,6 +246,11 @@ upmd_ring_move_head_(struct upmd_ring *r, bool cons_side, bool single, uint32_t 
 	return want;
 }
 
+/* Internal: wait until @ht's tail reaches @old (acquire), spinning, then
+ * yielding: a thread that reserved earlier may have been preempted (more
+ * threads than cores). */
+void upmd_ring_wait_tail_(struct upmd_ring_headtail *ht, uint32_t old);
+
 /* Publish [old, old + n) on our side's tail. */
 static inline __attribute__((always_inline)) void upmd_ring_update_tail_(struct upmd_ring_headtail *ht, bool single,
 									   uint32_t old, uint32_t n)
@@ -256,18 +261,10 @@ static inline __attribute__((always_inline)) void upmd_ring_update_tail_(struct 
 	 * so whoever acquires our tail also sees theirs (a plain store does
 	 * not extend their release sequence).
 	 */
-	if (!single) {
-		unsigned spins = 0;
-
-		/* A thread that reserved earlier may have been preempted
-		 * (more threads than cores): after a while, let it run. */
-		while (__atomic_load_n(&ht->tail, __ATOMIC_ACQUIRE) != old) {
-			if (++spins < 256)
-				upmd_pause();
-			else
-				sched_yield();
-		}
-	}
+	/* The wait is out of line: with the yield inside, the compiler
+	 * would save and restore registers around it on every call. */
+	if (!single && upmd_unlikely(__atomic_load_n(&ht->tail, __ATOMIC_ACQUIRE) != old))
+		upmd_ring_wait_tail_(ht, old);
 	/* Release: our slot writes (enqueue) or reads (dequeue) happen-before
 	 * the other side's acquire of this tail. */
 	__atomic_store_n(&ht->tail, old + n, __ATOMIC_RELEASE);

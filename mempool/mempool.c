@@ -78,7 +78,7 @@ int upmd_mempool_create(const char *name, unsigned n, unsigned elt_size, unsigne
 			void *obj_init_arg, struct upmd_mempool **out)
 {
 	const unsigned known = UPMD_MEMPOOL_F_SP_PUT | UPMD_MEMPOOL_F_SC_GET | UPMD_MEMPOOL_F_DEBUG |
-			       UPMD_MEMPOOL_F_NO_IOVA;
+			       UPMD_MEMPOOL_F_NO_IOVA | UPMD_MEMPOOL_F_NO_PAGE_CROSS;
 	const struct upmd_memzone *mz = NULL;
 	struct upmd_mempool *mp = NULL;
 	struct mp_entry *e = NULL, *it;
@@ -103,6 +103,22 @@ int upmd_mempool_create(const char *name, unsigned n, unsigned elt_size, unsigne
 #endif
 	trailer = (flags & UPMD_MEMPOOL_F_DEBUG) ? sizeof(uint64_t) : 0;
 	total = UPMD_ALIGN_UP(HDR_SIZE + UPMD_ALIGN_UP(elt_size, 8u) + trailer, (unsigned)UPMD_CACHE_LINE_SIZE);
+	if (flags & UPMD_MEMPOOL_F_NO_PAGE_CROSS) {
+		/* A power-of-two stride divides the page and the memzone is
+		 * page-aligned and IOVA-contiguous: every stride, header and
+		 * object, lies inside one page in VA and in IOVA. */
+		unsigned stride = UPMD_CACHE_LINE_SIZE;
+
+		while (stride < total)
+			stride *= 2;
+		if (stride > UPMD_MEMPOOL_PAGE_SIZE) {
+			UPMD_ERR(MP_LOG, "mempool \"%s\": objects of %u bytes cannot stay inside a 4 KiB page with their %u-byte header%s: at most %u bytes",
+				 name, elt_size, HDR_SIZE, trailer ? " and debug trailer" : "",
+				 UPMD_MEMPOOL_PAGE_SIZE - HDR_SIZE - trailer);
+			return -EINVAL;
+		}
+		total = stride;
+	}
 	bytes = (size_t)n * total;
 
 	/* The pool and its caches on the heap (an lcore's cache pages are

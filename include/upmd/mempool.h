@@ -48,6 +48,12 @@ extern "C" {
 #define UPMD_MEMPOOL_F_SC_GET (1u << 1)		/* the ring is single-consumer */
 #define UPMD_MEMPOOL_F_DEBUG (1u << 2)		/* cookies: double free and overrun checks */
 #define UPMD_MEMPOOL_F_NO_IOVA (1u << 3)	/* objects need no IOVA (memory outside the IOAS is fine) */
+/* No object crosses a 4 KiB page of IOVA space (NVMe PRP lists, DMA
+ * descriptor rings that must not): objects are laid out at a power-of-two
+ * stride of at most 4 KiB, so elt_size may be at most 4096 minus the
+ * header (64 bytes) and, with debug checks, the trailer. */
+#define UPMD_MEMPOOL_F_NO_PAGE_CROSS (1u << 4)
+#define UPMD_MEMPOOL_PAGE_SIZE 4096u
 
 struct upmd_mempool;
 

@@ -198,10 +198,33 @@ static struct node *balance(struct node *n)
 	return n;
 }
 
+/*
+ * Rebalance and refresh the augmentation bottom-up along @path. Every
+ * link from index @keep down must be refreshed (the deepest may hold a
+ * different subtree now: a removal moves a child up; a removal with two
+ * children also changes a node higher on the path in place). Above them,
+ * a subtree that kept its root, its height and its largest free block
+ * changes nothing higher up, so the walk stops there: most changes stop
+ * within a level or two instead of climbing to the root.
+ */
+static void retrace_keep(struct node ***path, int depth, int keep)
+{
+	while (depth-- > 0) {
+		struct node *n = *path[depth], *b;
+		int h = n ? n->h : -1;
+		uint64_t m = n ? n->max : 0;
+
+		b = balance(n);
+		*path[depth] = b;
+		if (depth < keep && b && b == n && b->h == h && b->max == m)
+			return;
+	}
+}
+
+/* The usual case: only the deepest link is new. */
 static void retrace(struct node ***path, int depth)
 {
-	while (depth-- > 0)
-		*path[depth] = balance(*path[depth]);
+	retrace_keep(path, depth, depth - 1);
 }
 
 static void tree_insert(struct node **root, struct node *nn)
@@ -237,7 +260,7 @@ static struct node *tree_remove(struct node **root, uint64_t key)
 {
 	struct node **path[MAX_DEPTH], **link;
 	struct node *n, *s;
-	int d = tree_path(root, key, path);
+	int d = tree_path(root, key, path), keep;
 
 	link = path[d - 1];
 	n = *link;
@@ -247,6 +270,7 @@ static struct node *tree_remove(struct node **root, uint64_t key)
 		return n;
 	}
 	/* Two children: move the successor's block here and unlink it. */
+	keep = d - 1;	/* @n's own link: its block changes in place */
 	link = &n->r;
 	path[d++] = link;
 	while ((*link)->l) {
@@ -257,7 +281,7 @@ static struct node *tree_remove(struct node **root, uint64_t key)
 	*link = s->r;
 	n->start = s->start;
 	n->last = s->last;
-	retrace(path, d);
+	retrace_keep(path, d, keep);
 	return s;
 }
 

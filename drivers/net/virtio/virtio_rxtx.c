@@ -5,6 +5,11 @@
 
 #include "virtio_net.h"
 
+/* The most buffers one merged frame may take: 64 of 2 KiB hold a 64 KiB
+ * frame, the largest a virtio-net header can describe. More is a device
+ * error. */
+#define VIRTIO_RX_MAX_BUFS 64
+
 /* A used entry the device should never have written: its buffer back on
  * the ring unchanged, the frame lost and counted. */
 static inline bool bad_elem(const struct virtqueue *vq, uint32_t id, uint32_t len)
@@ -23,7 +28,7 @@ uint16_t virtio_recv_pkts(void *queue, struct upmd_mbuf **pkts, uint16_t n)
 
 	while (nb < n && ready) {
 		const struct vring_used_elem *e = &vq->used->ring[vq->used_last & vq->mask];
-		struct upmd_mbuf *repl[UPMD_MAX_QUEUES_PER_PORT * 4], *head, *prev = NULL;
+		struct upmd_mbuf *repl[VIRTIO_RX_MAX_BUFS], *head, *prev = NULL;
 		const struct virtio_net_hdr *h;
 		uint16_t nbuf = 1, k;
 

@@ -161,11 +161,27 @@ static inline struct upmd_mempool_cache *upmd_mempool_default_cache(struct upmd_
 	return &mp->cache[id];
 }
 
-/* Copy @n pointers; the arrays never overlap (the ring's copy: four at a
- * time, then the rest by its bits). */
+/* Copy @n pointers; the arrays never overlap. Four at a time, then the
+ * rest by its bits, like the ring's copy, but through void * so that the
+ * compiler knows the copy touches no cache counter and keeps the count it
+ * just stored in a register from a get to the put that follows. */
 static inline void upmd_mempool_copy_(void **__restrict dst, void *const *__restrict src, unsigned n)
 {
-	upmd_ring_copy_words_((upmd_ring_word_ *)dst, (const upmd_ring_word_ *)src, n);
+	unsigned i = 0;
+
+	for (; i + 4 <= n; i += 4) {
+		dst[i] = src[i];
+		dst[i + 1] = src[i + 1];
+		dst[i + 2] = src[i + 2];
+		dst[i + 3] = src[i + 3];
+	}
+	if (n & 2) {
+		dst[i] = src[i];
+		dst[i + 1] = src[i + 1];
+		i += 2;
+	}
+	if (n & 1)
+		dst[i] = src[i];
 }
 
 /* Copy @n pointers from below @top, last first (the hottest objects). */
@@ -209,10 +225,12 @@ static inline int upmd_mempool_get_bulk(struct upmd_mempool *mp, void **objs, un
 {
 	struct upmd_mempool_cache *c = upmd_mempool_fast_cache_(mp);
 
-	if (upmd_unlikely(!c || c->len < n))
+	uint32_t len;
+
+	if (upmd_unlikely(!c || (len = c->len) < n))
 		return upmd_mempool_get_slow_(mp, objs, n);
-	upmd_mempool_copy_rev_(objs, &c->objs[c->len], n);
-	c->len -= n;
+	c->len = len - n;
+	upmd_mempool_copy_rev_(objs, &c->objs[len], n);
 	return 0;
 }
 
@@ -223,13 +241,15 @@ static inline void upmd_mempool_put_bulk(struct upmd_mempool *mp, void *const *o
 {
 	struct upmd_mempool_cache *c = upmd_mempool_fast_cache_(mp);
 
+	uint32_t len;
+
 	/* len < flushthresh always holds between calls, so no wrap here. */
-	if (upmd_unlikely(!c || n >= c->flushthresh - c->len)) {
+	if (upmd_unlikely(!c || n >= c->flushthresh - (len = c->len))) {
 		upmd_mempool_put_slow_(mp, objs, n);
 		return;
 	}
-	upmd_mempool_copy_(&c->objs[c->len], objs, n);
-	c->len += n;
+	c->len = len + n;
+	upmd_mempool_copy_(&c->objs[len], objs, n);
 }
 
 static inline int upmd_mempool_get(struct upmd_mempool *mp, void **obj)

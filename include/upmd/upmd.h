@@ -17,4 +17,5 @@
 #include <upmd/model.h>
 #include <upmd/ethdev.h>
 #include <upmd/vdev.h>
+#include <upmd/nvme.h>
 #endif

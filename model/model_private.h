@@ -125,6 +125,16 @@ struct upmd_model_dev_ops {
 	 * memory the device polls.
 	 */
 	uint32_t trap_bars;
+	/*
+	 * Offsets [trap_keep_start, trap_keep_end) of trapped BARs where a
+	 * store is the register's new value: it stays in BAR memory as
+	 * written (mmio_write is still called) instead of the old bytes being
+	 * put back for mmio_write to decide. For doorbells a device thread
+	 * reads from memory: nothing else sees them go back and forth, and a
+	 * store another thread makes while a page is open for one step is
+	 * not lost. 0, 0: none.
+	 */
+	uint64_t trap_keep_start, trap_keep_end;
 	enum model_irq_kind irq_kind;
 	uint16_t irq_vectors;
 	uint8_t intx_pin;		/* 0: none, 1: INTA# */

@@ -185,6 +185,14 @@ static void on_segv(int sig, siginfo_t *si, void *ucv)
 	}
 	s = &slots[i];
 	if (ts.active) {
+		/* Another thread's single step ended and closed the page we
+		 * had opened for ours before our instruction ran: open it
+		 * again (the trap flag is still set, the step still ours). */
+		for (i = 0; i < ts.npages; i++)
+			if (page == ts.page[i]) {
+				mprotect((void *)page, MODEL_PAGE, PROT_READ | PROT_WRITE);
+				return;
+			}
 		/* The stepped instruction crossed into the next trapped page. */
 		if (ts.npages < 2 && page != ts.page[0]) {
 			ts.page[ts.npages++] = page;
@@ -249,7 +257,8 @@ static void on_trap(int sig, siginfo_t *si, void *ucv)
 		uint64_t v = 0;
 
 		memcpy(&v, mem + ts.off, (size_t)ts.size);
-		memcpy(mem + ts.off, ts.before + (ts.off - ts.win), (size_t)ts.size);
+		if (ts.off < d->ops->trap_keep_start || ts.off + (unsigned)ts.size > d->ops->trap_keep_end)
+			memcpy(mem + ts.off, ts.before + (ts.off - ts.win), (size_t)ts.size);
 		d->ops->mmio_write(d, ts.bar, ts.off, (unsigned)ts.size, v);
 		return;
 	}

@@ -581,6 +581,13 @@ int upmd_nvme_attach(const char *bdf, const struct upmd_nvme_ctrlr_opts *opts, s
 
 	if (!bdf || !out)
 		return -EINVAL;
+	if (!opts) {
+		upmd_nvme_ctrlr_opts_default(&def);
+		opts = &def;
+	}
+	rc = check_opts(bdf, opts);
+	if (rc < 0)
+		return rc;
 	pdev = upmd_pci_device_find(bdf);
 	if (!pdev) {
 		UPMD_ERR(NVME_LOG, "%s: no such PCI device in this process: give it to the EAL with -a %s "
@@ -596,13 +603,6 @@ int upmd_nvme_attach(const char *bdf, const struct upmd_nvme_ctrlr_opts *opts, s
 		UPMD_ERR(NVME_LOG, "%s: already attached", pdev->name);
 		return -EBUSY;
 	}
-	if (!opts) {
-		upmd_nvme_ctrlr_opts_default(&def);
-		opts = &def;
-	}
-	rc = check_opts(pdev->name, opts);
-	if (rc < 0)
-		return rc;
 	rc = upmd_pci_map_bar(pdev, 0);
 	if (rc < 0) {
 		UPMD_ERR(NVME_LOG, "%s: cannot map BAR0: %s", pdev->name, strerror(-rc));

@@ -53,7 +53,13 @@ int upmd_model_create(const struct upmd_model_conf *conf, struct upmd_model **ou
  * frames go to and whose TX frames it receives; naming it on either side
  * connects both ways), iommu_platform=on|off, mrg_rxbuf=on|off,
  * ctrl_vq=on|off (QEMU's properties: off withholds the feature; the
- * model's DMA goes through its IOMMU either way).
+ * model's DMA goes through its IOMMU either way). nvme: queues=N (I/O
+ * queue pairs, 1..64, default 8; MSI-X has N + 1 vectors), mqes=N
+ * (CAP.MQES, 1..4095, default 1023), mdts=N (0..10, default 7: 512 KiB;
+ * 0 unlimited), nn=N (namespaces, 1..4, default 1), ns_mb=N (MiB per
+ * namespace, default 64), lba=512|4096 (default 512), file=PATH (backs
+ * namespace 1, opened O_RDWR, at least ns_mb MiB), sgl=on|off (default
+ * on), serial=STR (up to 20 characters, default "UPMD-MODEL-<index>").
  * Groups are numbered from 10 in the order devices are added; a device
  * bound to vfio-pci gets the lowest free /dev/vfio/devices/vfioN.
  * Thread-safe. @return 0, -EEXIST (address taken), -ENOENT (unknown
@@ -184,6 +190,53 @@ struct upmd_model_virtio_net_stats {
  */
 int upmd_model_virtio_net_stats(struct upmd_model *m, const char *bdf,
 				struct upmd_model_virtio_net_stats *st);
+
+/* ---- nvme: error injection and introspection ---- */
+
+/** What upmd_model_nvme_inject() breaks. */
+enum upmd_model_nvme_fault {
+	/* Set CSTS.CFS now: no queue is processed until CC.EN goes 0 (a
+	 * controller reset clears it). */
+	UPMD_MODEL_NVME_FATAL = 1,
+	/* The next @count I/O commands (qid >= 1) are executed but their
+	 * completion is held back (never posted) until an Abort names them
+	 * (then completed ABORTED BY REQUEST) or the controller is reset
+	 * (then dropped). @count 1..256. */
+	UPMD_MODEL_NVME_DROP_CPL,
+};
+
+/**
+ * Inject @f into the nvme model device at @bdf (any accepted spelling);
+ * @count is used by UPMD_MODEL_NVME_DROP_CPL only. Thread-safe.
+ * @return 0, -EINVAL (NULL, unknown fault, bad count), -ENOENT (no device
+ * there), -ENODEV (not an nvme).
+ */
+int upmd_model_nvme_inject(struct upmd_model *m, const char *bdf, enum upmd_model_nvme_fault f,
+			   unsigned count);
+
+/** What an "nvme" model device counted, and the state a test checks. */
+struct upmd_model_nvme_stats {
+	uint64_t admin_cmds;		/* commands fetched from the admin SQ */
+	uint64_t io_cmds;		/* commands fetched from I/O SQs */
+	uint64_t reads, writes, flushes, write_zeroes, dsm;	/* successful I/O commands */
+	uint64_t bytes_read;		/* moved to the host by Read */
+	uint64_t bytes_written;		/* taken from the host by Write */
+	uint64_t errors;		/* completions posted with a non-zero status */
+	uint64_t dma_faults;		/* queue, PRP/SGL list or data DMAs that failed */
+	uint64_t aborts;		/* commands completed ABORTED BY REQUEST by an Abort */
+	uint64_t resets;		/* CC.EN 1->0 or function reset */
+	uint64_t shutdowns;		/* CC.SHN notifications completed */
+	uint32_t io_sqs, io_cqs;	/* I/O queues existing now */
+	uint8_t csts;			/* CSTS as the driver reads it */
+	uint32_t cc;			/* CC as the controller last acted on it */
+};
+
+/**
+ * Snapshot of the nvme model device at @bdf. Counters grow for the life
+ * of the model (resets do not clear them). Thread-safe. @return 0,
+ * -EINVAL (NULL argument), -ENOENT (no device there), -ENODEV (not nvme).
+ */
+int upmd_model_nvme_stats(struct upmd_model *m, const char *bdf, struct upmd_model_nvme_stats *st);
 
 /* ---- for device models ---- */
 

@@ -326,7 +326,10 @@ int upmd_nvme_ctrlr_alloc_io_qpair(struct upmd_nvme_ctrlr *ctrlr, const struct u
  */
 int upmd_nvme_ctrlr_free_io_qpair(struct upmd_nvme_qpair *qp);
 
-/** Called once per request, from upmd_nvme_qpair_process_completions(). */
+/** Called once per request, from upmd_nvme_qpair_process_completions()
+ * (or when a reset, a queue pair's deletion or detach fails the request).
+ * The request's tracker is free again when it runs, so a callback may
+ * submit the next request at full depth. @cpl is valid during the call. */
 typedef void (*upmd_nvme_cmd_cb)(void *arg, const struct upmd_nvme_cpl *cpl);
 
 /* io_flags of reads and writes */

@@ -575,6 +575,17 @@ static int select_namespaces(const char *prg)
 	return 0;
 }
 
+/* Zeroed room for @n cache-aligned objects (calloc only aligns to 16). */
+static void *calloc_lines(size_t n, size_t size)
+{
+	size_t bytes = UPMD_ALIGN_UP(n * size, (size_t)UPMD_CACHE_LINE_SIZE);
+	void *p = aligned_alloc(UPMD_CACHE_LINE_SIZE, bytes ? bytes : UPMD_CACHE_LINE_SIZE);
+
+	if (p)
+		memset(p, 0, bytes);
+	return p;
+}
+
 /* Per lcore, a queue pair and io-depth buffers per namespace. @return 0, or the exit code. */
 static int setup_contexts(const char *prg)
 {
@@ -582,8 +593,8 @@ static int setup_contexts(const char *prg)
 	int rc;
 
 	n_works = upmd_lcore_count();
-	works = calloc(n_works, sizeof(*works));
-	ctxs = calloc((size_t)n_works * n_sel, sizeof(*ctxs));
+	works = calloc_lines(n_works, sizeof(*works));
+	ctxs = calloc_lines((size_t)n_works * n_sel, sizeof(*ctxs));
 	if (!works || !ctxs)
 		return 1;
 	l = 0;

@@ -18,4 +18,6 @@
 #include <upmd/ethdev.h>
 #include <upmd/vdev.h>
 #include <upmd/nvme.h>
+#include <upmd/dmadev.h>
+#include <upmd/cpu.h>
 #endif

@@ -178,12 +178,18 @@ int nvme_admin_sync_locked(struct upmd_nvme_ctrlr *c, struct upmd_nvme_cmd *cmd,
 			continue;
 		}
 		if (nvme_rd32(c, NVME_REG_CSTS) & NVME_CSTS_CFS) {
+			/* Whatever happens to the command now, its completion must
+			 * not write into this frame once we have returned. */
+			c->adminq->trk[cmd->cid]->cb_arg = NULL;
+			c->adminq->trk[cmd->cid]->cb = nvme_qpair_noop_cb;
 			UPMD_ERR(NVME_LOG, "%s: fatal controller status during %s", c->pdev->name, adm_name(opc));
 			if (!c->resetting)
 				nvme_ctrlr_reset_locked(c, "fatal status (CSTS.CFS)");
 			return -EIO;
 		}
 		if (now_ms() > deadline) {
+			c->adminq->trk[cmd->cid]->cb_arg = NULL;
+			c->adminq->trk[cmd->cid]->cb = nvme_qpair_noop_cb;
 			UPMD_ERR(NVME_LOG, "%s: %s (opcode 0x%02x) not completed within %u ms", c->pdev->name,
 				 adm_name(opc), opc, c->opts.admin_timeout_ms);
 			if (!c->resetting)
@@ -203,7 +209,7 @@ int upmd_nvme_ctrlr_admin_sync(struct upmd_nvme_ctrlr *c, const struct upmd_nvme
 	struct upmd_nvme_cmd copy;
 	int rc;
 
-	if (!c || !cmd || (len && !buf))
+	if (!c || !cmd || (len && !buf) || len > NVME_MAX_XFER)
 		return -EINVAL;
 	copy = *cmd;
 	copy.fuse_psdt &= 0x3;
@@ -219,7 +225,7 @@ int upmd_nvme_ctrlr_cmd_admin_raw(struct upmd_nvme_ctrlr *c, const struct upmd_n
 	struct upmd_nvme_cmd copy;
 	int rc;
 
-	if (!c || !cmd || (len && !buf))
+	if (!c || !cmd || (len && !buf) || len > NVME_MAX_XFER)
 		return -EINVAL;
 	copy = *cmd;
 	copy.fuse_psdt &= 0x3;
@@ -370,10 +376,16 @@ int nvme_ctrlr_reset_locked(struct upmd_nvme_ctrlr *c, const char *why)
 	c->resets++;
 	UPMD_NOTICE(NVME_LOG, "%s: resetting the controller: %s", c->pdev->name, why);
 	rc = ctrlr_disable(c);
+	if (rc < 0) {
+		/* It would not disable: cut its bus mastering, so that no DMA
+		 * reaches memory we are about to hand back. */
+		UPMD_ERR(NVME_LOG, "%s: the controller did not disable; bus mastering turned off", c->pdev->name);
+		upmd_pci_set_bus_master(c->pdev, false);
+	}
 	/* Disabled: the controller touches none of our memory any more, so
 	 * what was outstanding can be failed and its buffers reused. */
 	nvme_qpair_abort_all(c->adminq, UPMD_NVME_STATUS(UPMD_NVME_SCT_GENERIC, UPMD_NVME_SC_ABORTED_SQ_DELETION));
-	for (unsigned q = 1; q <= c->io_queues; q++)
+	for (unsigned q = 1; c->qpairs && q <= c->io_queues; q++)
 		if (c->qpairs[q])
 			__atomic_store_n(&c->qpairs[q]->state, NVME_QP_DISCONNECTED, __ATOMIC_RELEASE);
 	if (rc == 0)
@@ -387,10 +399,11 @@ int nvme_ctrlr_reset_locked(struct upmd_nvme_ctrlr *c, const char *why)
 		UPMD_ERR(NVME_LOG, "%s: the controller did not come back from the reset (%s): it is failed; "
 			 "detach it and check the device", c->pdev->name, strerror(-rc));
 		c->failed = 1;
-		for (unsigned q = 1; q <= c->io_queues; q++)
+		for (unsigned q = 1; c->qpairs && q <= c->io_queues; q++)
 			if (c->qpairs[q])
 				__atomic_store_n(&c->qpairs[q]->state, NVME_QP_FAILED, __ATOMIC_RELEASE);
-		ctrlr_disable(c);
+		if (ctrlr_disable(c) < 0)
+			upmd_pci_set_bus_master(c->pdev, false);
 		return -ENXIO;
 	}
 	return 0;
@@ -599,24 +612,33 @@ int upmd_nvme_attach(const char *bdf, const struct upmd_nvme_ctrlr_opts *opts, s
 			 pdev->id.device_id, pdev->id.class_id);
 		return -ENODEV;
 	}
+	pthread_mutex_lock(&list_lock);
 	if (pdev->driver_data) {
-		UPMD_ERR(NVME_LOG, "%s: already attached", pdev->name);
+		pthread_mutex_unlock(&list_lock);
+		UPMD_ERR(NVME_LOG, "%s: already attached (or being attached)", pdev->name);
 		return -EBUSY;
 	}
+	/* Claimed while we bring it up: a second attach sees it taken. */
+	pdev->driver_data = &nvme_pci_driver;
+	pthread_mutex_unlock(&list_lock);
 	rc = upmd_pci_map_bar(pdev, 0);
 	if (rc < 0) {
 		UPMD_ERR(NVME_LOG, "%s: cannot map BAR0: %s", pdev->name, strerror(-rc));
+		pdev->driver_data = NULL;
 		return rc;
 	}
-	if (pdev->bar[0].len < NVME_REG_DBS + 8) {
+	if (pdev->bar[0].len < NVME_REG_DBS + 16) {
 		UPMD_ERR(NVME_LOG, "%s: BAR0 of %llu bytes is too small for an NVMe controller", pdev->name,
 			 (unsigned long long)pdev->bar[0].len);
+		pdev->driver_data = NULL;
 		return -ENODEV;
 	}
 	calibrate_tsc();
 	c = calloc(1, sizeof(*c));
-	if (!c)
+	if (!c) {
+		pdev->driver_data = NULL;
 		return -ENOMEM;
+	}
 	pthread_mutex_init(&c->adm_lock, NULL);
 	c->pdev = pdev;
 	c->opts = *opts;
@@ -650,8 +672,17 @@ int upmd_nvme_attach(const char *bdf, const struct upmd_nvme_ctrlr_opts *opts, s
 		rc = -ENODEV;
 		goto fail_free;
 	}
-	if ((uint64_t)NVME_REG_DBS + (2ull * opts->num_io_queues + 2) * c->db_stride > pdev->bar[0].len)
-		c->opts.num_io_queues = (uint32_t)((pdev->bar[0].len - NVME_REG_DBS) / (2 * c->db_stride)) - 1;
+	if ((uint64_t)NVME_REG_DBS + (2ull * opts->num_io_queues + 2) * c->db_stride > pdev->bar[0].len) {
+		uint64_t pairs = (pdev->bar[0].len - NVME_REG_DBS) / (2ull * c->db_stride);
+
+		if (pairs < 2) {
+			UPMD_ERR(NVME_LOG, "%s: BAR0 of %llu bytes has no room for an I/O queue's doorbells (stride %u)",
+				 pdev->name, (unsigned long long)pdev->bar[0].len, c->db_stride);
+			rc = -ENODEV;
+			goto fail_free;
+		}
+		c->opts.num_io_queues = (uint32_t)(pairs - 1);
+	}
 	rc = upmd_pci_set_bus_master(pdev, true);
 	if (rc < 0)
 		goto fail_free;
@@ -681,11 +712,19 @@ int upmd_nvme_attach(const char *bdf, const struct upmd_nvme_ctrlr_opts *opts, s
 	rc = ctrlr_enable(c);
 	if (rc < 0)
 		goto fail_disable;
+	/* Room for every queue pair asked for, before anything that can
+	 * reset the controller (a reset walks it). */
+	c->qpairs = calloc(c->opts.num_io_queues + 1, sizeof(*c->qpairs));
+	if (!c->qpairs) {
+		rc = -ENOMEM;
+		goto fail_disable;
+	}
 	pthread_mutex_lock(&c->adm_lock);
 	rc = identify(c, 1, 0, &c->cdata);
 	if (rc == 0) {
-		c->max_xfer = c->cdata.mdts ? (uint32_t)UPMD_MIN((uint64_t)NVME_PAGE << c->cdata.mdts, NVME_MAX_XFER)
-					    : NVME_MAX_XFER;
+		c->max_xfer = c->cdata.mdts && c->cdata.mdts < 9
+				      ? (uint32_t)UPMD_MIN((uint64_t)NVME_PAGE << c->cdata.mdts, NVME_MAX_XFER)
+				      : NVME_MAX_XFER;
 		c->use_sgl = (opts->flags & UPMD_NVME_CTRLR_F_SGL) && (c->cdata.sgls & 0x3);
 		n = set_num_queues(c, c->opts.num_io_queues);
 		rc = n < 0 ? n : 0;
@@ -697,11 +736,6 @@ int upmd_nvme_attach(const char *bdf, const struct upmd_nvme_ctrlr_opts *opts, s
 	pthread_mutex_unlock(&c->adm_lock);
 	if (rc < 0)
 		goto fail_disable;
-	c->qpairs = calloc(c->io_queues + 1, sizeof(*c->qpairs));
-	if (!c->qpairs) {
-		rc = -ENOMEM;
-		goto fail_disable;
-	}
 	pthread_mutex_lock(&list_lock);
 	{
 		struct upmd_nvme_ctrlr **l = realloc(ctrlrs, (nctrlrs + 1) * sizeof(*l));
@@ -729,6 +763,7 @@ fail_bm:
 	upmd_pci_set_bus_master(pdev, false);
 fail_free:
 	ctrlr_free(c);
+	pdev->driver_data = NULL;
 	return rc;
 }
 
@@ -768,11 +803,22 @@ int upmd_nvme_ctrlr_free_io_qpair(struct upmd_nvme_qpair *qp)
 	/* Delete the queues first: the controller then no longer touches the
 	 * requests' buffers, and they can be failed. If it does not answer,
 	 * reset it, which stops it too. */
-	if (!c->failed && qp->state == NVME_QP_CONNECTED && delete_io_queues(c, qp) < 0 && !c->failed)
-		nvme_ctrlr_reset_locked(c, "deleting an I/O queue pair failed");
+	{
+		uint64_t resets = c->resets;
+
+		/* The queue pair is going: nothing may re-create it, whatever
+		 * its callbacks do below. */
+		qp->deleting = 1;
+		if (!c->failed && qp->state == NVME_QP_CONNECTED && delete_io_queues(c, qp) < 0 && !c->failed &&
+		    c->resets == resets)
+			nvme_ctrlr_reset_locked(c, "deleting an I/O queue pair failed");
+	}
 	qp->state = NVME_QP_DISCONNECTED;
 	c->qpairs[qp->qid] = NULL;
 	pthread_mutex_unlock(&c->adm_lock);
+	/* The SQ is deleted (or the controller stopped): what it completed
+	 * before is reported as it was, the rest as aborted. */
+	nvme_qpair_reap(qp, 0);
 	nvme_qpair_abort_all(qp, UPMD_NVME_STATUS(UPMD_NVME_SCT_GENERIC, UPMD_NVME_SC_ABORTED_SQ_DELETION));
 	nvme_qpair_fini(qp);
 	free(qp);
@@ -849,18 +895,23 @@ int upmd_nvme_detach(struct upmd_nvme_ctrlr *c)
 		/* Normal shutdown: the controller flushes what it cached. */
 		uint32_t cc = nvme_rd32(c, NVME_REG_CC);
 
+		/* CAP.TO is the time to become ready; a drive flushing its cache
+		 * may take longer to shut down: RTD3E, at least 5 s (as Linux). */
+		uint32_t shn_ms = UPMD_MAX(UPMD_MAX(c->timeout_ms, 5000u), c->cdata.rtd3e / 1000);
+
 		nvme_wr32(c, NVME_REG_CC, (cc & ~NVME_CC_SHN_MASK) | NVME_CC_SHN_NORMAL);
-		deadline = now_ms() + c->timeout_ms;
+		deadline = now_ms() + shn_ms;
 		while ((nvme_rd32(c, NVME_REG_CSTS) & NVME_CSTS_SHST_MASK) != NVME_CSTS_SHST_DONE) {
 			if (now_ms() > deadline) {
 				UPMD_WARN(NVME_LOG, "%s: shutdown not complete within %u ms; disabling anyway",
-					  c->pdev->name, c->timeout_ms);
+					  c->pdev->name, shn_ms);
 				break;
 			}
 			tiny_sleep();
 		}
 	}
-	ctrlr_disable(c);
+	if (ctrlr_disable(c) < 0)
+		upmd_pci_set_bus_master(c->pdev, false);
 	nvme_qpair_abort_all(c->adminq, UPMD_NVME_STATUS(UPMD_NVME_SCT_GENERIC, UPMD_NVME_SC_ABORTED_SQ_DELETION));
 	pthread_mutex_unlock(&c->adm_lock);
 	upmd_pci_set_bus_master(c->pdev, false);
@@ -1011,7 +1062,8 @@ static int nvme_pci_probe(struct upmd_pci_device *pdev)
 
 static int nvme_pci_remove(struct upmd_pci_device *pdev)
 {
-	if (pdev->driver_data)
+	/* (&nvme_pci_driver marks an attach in progress: nothing to detach.) */
+	if (pdev->driver_data && pdev->driver_data != &nvme_pci_driver)
 		return upmd_nvme_detach(pdev->driver_data);
 	return 0;
 }

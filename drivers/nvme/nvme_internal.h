@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <upmd/log.h>
 #include <upmd/memory.h>
@@ -101,6 +102,8 @@ struct upmd_nvme_qpair {
 	uint8_t use_sgl;
 	uint8_t state;			/* enum nvme_qp_state, written by a reset */
 	uint8_t is_admin;
+	uint8_t deleting;		/* being freed: never re-created */
+	uint8_t in_abort;		/* failing its requests: submissions refused */
 	uint32_t outstanding;
 	uint32_t max_xfer;
 	struct upmd_mempool *trk_pool;
@@ -113,6 +116,7 @@ struct upmd_nvme_qpair {
 	uint16_t sq_head;		/* from the last completion */
 	const struct upmd_memzone *sq_mz, *cq_mz;
 	uint64_t bad_cids;		/* completions naming no outstanding request */
+	unsigned recreate_failures;	/* tries to re-create the queues after a reset */
 };
 
 struct upmd_nvme_ns {
@@ -181,6 +185,7 @@ static inline void nvme_wr32(struct upmd_nvme_ctrlr *c, unsigned off, uint32_t v
 int nvme_qpair_init(struct upmd_nvme_ctrlr *c, struct upmd_nvme_qpair *qp, uint16_t qid, uint32_t qsize);
 void nvme_qpair_fini(struct upmd_nvme_qpair *qp);
 void nvme_qpair_reset_rings(struct upmd_nvme_qpair *qp);
+void nvme_qpair_noop_cb(void *arg, const struct upmd_nvme_cpl *cpl);
 void nvme_qpair_abort_all(struct upmd_nvme_qpair *qp, uint16_t status);
 /* Queue @cmd (CID and data pointer filled in here). The data: @len bytes at
  * VA @buf (translated), or at IOVA @iova when @buf is NULL, or, with

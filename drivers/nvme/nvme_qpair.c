@@ -12,7 +12,7 @@
  * at the controller's status (CSTS): 50 ms. */
 #define NVME_CHECK_MS 50
 
-static void nvme_noop_cb(void *arg, const struct upmd_nvme_cpl *cpl)
+void nvme_qpair_noop_cb(void *arg, const struct upmd_nvme_cpl *cpl)
 {
 	(void)arg;
 	(void)cpl;
@@ -78,6 +78,10 @@ int nvme_qpair_init(struct upmd_nvme_ctrlr *c, struct upmd_nvme_qpair *qp, uint1
 	cache = ntrk * 2 / 3;
 	if (cache > UPMD_MEMPOOL_CACHE_MAX_SIZE)
 		cache = UPMD_MEMPOOL_CACHE_MAX_SIZE;
+	/* The admin queue is used from any thread (under the lock): lcore
+	 * caches would strand its few trackers on one lcore. */
+	if (qid == 0)
+		cache = 0;
 	snprintf(name, sizeof(name), "nvme%u_trk%u", c->index, qid);
 	rc = upmd_mempool_create(name, ntrk, sizeof(struct nvme_tracker), cache, 0, socket,
 				 UPMD_MEMPOOL_F_SP_PUT | UPMD_MEMPOOL_F_SC_GET | UPMD_MEMPOOL_F_NO_PAGE_CROSS, trk_init,
@@ -116,6 +120,10 @@ void nvme_qpair_abort_all(struct upmd_nvme_qpair *qp, uint16_t status)
 
 	if (!qp->trk)
 		return;
+	/* Callbacks below may submit (refused: -EAGAIN, or -ENXIO when the
+	 * pair is being freed) or poll (nothing happens) but not re-create
+	 * the queues under us. */
+	qp->in_abort = 1;
 	for (i = 0; i < qp->qsize - 1; i++) {
 		struct nvme_tracker *t = qp->trk[i];
 		struct upmd_nvme_cpl cpl = { .sqhd = (uint16_t)qp->sq_head, .sqid = qp->qid, .cid = t->cid,
@@ -130,6 +138,7 @@ void nvme_qpair_abort_all(struct upmd_nvme_qpair *qp, uint16_t status)
 		qp->outstanding--;
 		cb(arg, &cpl);
 	}
+	qp->in_abort = 0;
 }
 
 void nvme_qpair_ring_sq(struct upmd_nvme_qpair *qp)
@@ -201,8 +210,8 @@ int nvme_qpair_submit(struct upmd_nvme_qpair *qp, struct upmd_nvme_cmd *cmd, con
 	struct nvme_tracker *t;
 	uint32_t tail;
 
-	if (upmd_unlikely(__atomic_load_n(&qp->state, __ATOMIC_RELAXED) != NVME_QP_CONNECTED))
-		return qp->state == NVME_QP_FAILED || qp->ctrlr->failed ? -ENXIO : -EAGAIN;
+	if (upmd_unlikely(__atomic_load_n(&qp->state, __ATOMIC_RELAXED) != NVME_QP_CONNECTED || qp->in_abort))
+		return qp->state == NVME_QP_FAILED || qp->ctrlr->failed || qp->deleting ? -ENXIO : -EAGAIN;
 	if (upmd_unlikely(upmd_mempool_get(qp->trk_pool, (void **)&t) < 0))
 		return -EAGAIN;
 	cmd->cid = t->cid;
@@ -239,7 +248,7 @@ int nvme_qpair_submit(struct upmd_nvme_qpair *qp, struct upmd_nvme_cmd *cmd, con
 			}
 		}
 	}
-	t->cb = cb ? cb : nvme_noop_cb;
+	t->cb = cb ? cb : nvme_qpair_noop_cb;
 	t->cb_arg = cb_arg;
 	t->aborting = 0;
 	t->submit_tsc = qp->timeout_tsc ? nvme_rdtsc() : 0;
@@ -306,6 +315,7 @@ static void nvme_qpair_check_timeouts(struct upmd_nvme_qpair *qp, uint64_t now)
 	for (i = 0; i < qp->qsize - 1; i++) {
 		struct nvme_tracker *t = qp->trk[i];
 		struct upmd_nvme_cmd abort_cmd;
+		int rc;
 
 		if (!t->cb || !t->submit_tsc || now - t->submit_tsc < qp->timeout_tsc)
 			continue;
@@ -320,12 +330,15 @@ static void nvme_qpair_check_timeouts(struct upmd_nvme_qpair *qp, uint64_t now)
 		memset(&abort_cmd, 0, sizeof(abort_cmd));
 		abort_cmd.opc = UPMD_NVME_ADM_ABORT;
 		abort_cmd.cdw10 = ((uint32_t)t->cid << 16) | qp->qid;
-		t->aborting = 1;
-		t->submit_tsc = now;
-		if (upmd_nvme_ctrlr_cmd_admin_raw(c, &abort_cmd, NULL, 0, NULL, NULL) < 0) {
+		rc = upmd_nvme_ctrlr_cmd_admin_raw(c, &abort_cmd, NULL, 0, NULL, NULL);
+		if (rc == -EAGAIN)
+			return;	/* the admin queue is full: the next check tries again */
+		if (rc < 0) {
 			upmd_nvme_ctrlr_reset(c);
 			return;
 		}
+		t->aborting = 1;
+		t->submit_tsc = now;
 	}
 }
 
@@ -336,6 +349,11 @@ static int nvme_qpair_recover(struct upmd_nvme_qpair *qp)
 	struct upmd_nvme_ctrlr *c = qp->ctrlr;
 	int rc = 0;
 
+	if (qp->in_abort || qp->deleting)
+		return qp->deleting ? -ENXIO : 0;
+	/* The controller is disabled: what it completed before is reported
+	 * as it was, the rest fails. */
+	nvme_qpair_reap(qp, 0);
 	nvme_qpair_abort_all(qp, UPMD_NVME_STATUS(UPMD_NVME_SCT_GENERIC, UPMD_NVME_SC_ABORTED_SQ_DELETION));
 	pthread_mutex_lock(&c->adm_lock);
 	if (c->failed) {
@@ -344,10 +362,19 @@ static int nvme_qpair_recover(struct upmd_nvme_qpair *qp)
 	} else if (qp->state == NVME_QP_DISCONNECTED) {
 		nvme_qpair_reset_rings(qp);
 		rc = nvme_ctrlr_create_io_queues(c, qp);
-		if (rc == 0)
+		if (rc == 0) {
+			qp->recreate_failures = 0;
 			__atomic_store_n(&qp->state, NVME_QP_CONNECTED, __ATOMIC_RELEASE);
-		else
-			rc = c->failed ? -ENXIO : 0;
+		} else if (c->failed) {
+			rc = -ENXIO;
+		} else if (++qp->recreate_failures >= 3) {
+			UPMD_ERR(NVME_LOG, "%s: queue pair %u could not be re-created after the reset (3 tries): it is "
+				 "failed; free it and allocate another", c->pdev->name, qp->qid);
+			qp->state = NVME_QP_FAILED;
+			rc = -ENXIO;
+		} else {
+			rc = 0;
+		}
 	} else if (qp->state == NVME_QP_FAILED) {
 		rc = -ENXIO;
 	}
@@ -359,6 +386,8 @@ int upmd_nvme_qpair_process_completions(struct upmd_nvme_qpair *qp, uint32_t max
 {
 	int n;
 
+	if (upmd_unlikely(qp->in_abort))
+		return 0;	/* a callback of the requests being failed polls: nothing to do */
 	if (upmd_unlikely(__atomic_load_n(&qp->state, __ATOMIC_ACQUIRE) != NVME_QP_CONNECTED)) {
 		int rc = nvme_qpair_recover(qp);
 

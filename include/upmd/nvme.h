@@ -132,7 +132,8 @@ struct upmd_nvme_ctrlr_data {
 	uint8_t mdts;		/* max transfer 2^mdts minimum pages; 0: no limit */
 	uint16_t cntlid;
 	uint32_t ver;
-	uint8_t rsvd84[256 - 84];
+	uint32_t rtd3r, rtd3e;	/* resume / entry latency, microseconds */
+	uint8_t rsvd92[256 - 92];
 	uint16_t oacs;
 	uint8_t acl, aerl, frmw, lpa, elpe, npss;
 	uint8_t rsvd264[512 - 264];
@@ -225,7 +226,8 @@ void upmd_nvme_ctrlr_opts_default(struct upmd_nvme_ctrlr_opts *opts);
  *   logged), -ETIMEDOUT (the controller did not become ready, or an admin
  *   command did not complete: CAP.TO and the command are in the log), -EIO
  *   (it reported a fatal status or an admin command failed: the status is
- *   in the log), -ENOMEM. On failure nothing stays allocated and the
+ *   in the log), -ENXIO (a reset during bring-up failed), -ENOMEM. On
+ *   failure nothing stays allocated and the
  *   controller is left disabled with bus mastering off.
  */
 int upmd_nvme_attach(const char *bdf, const struct upmd_nvme_ctrlr_opts *opts, struct upmd_nvme_ctrlr **out);
@@ -340,7 +342,8 @@ typedef void (*upmd_nvme_cmd_cb)(void *arg, const struct upmd_nvme_cpl *cpl);
  * Submission calls queue the command; its doorbell is written once for
  * everything queued since, by the next upmd_nvme_qpair_process_completions()
  * (or upmd_nvme_qpair_flush()). They return 0; -EAGAIN when all trackers
- * are in use (process completions, then retry); -EINVAL (no blocks, a
+ * are in use, or the controller was reset and this queue pair is not yet
+ * re-created (process completions, then retry); -EINVAL (no blocks, a
  * range past the namespace's end, more than max_xfer_size, a buffer not
  * aligned to 4 bytes; @buf NULL); -EFAULT (@buf is not memory the IOAS maps);
  * -ENXIO (the controller failed). Nothing is queued on failure.
@@ -403,13 +406,18 @@ uint32_t upmd_nvme_qpair_get_size(const struct upmd_nvme_qpair *qp);
  */
 int upmd_nvme_ctrlr_cmd_admin_raw(struct upmd_nvme_ctrlr *ctrlr, const struct upmd_nvme_cmd *cmd, void *buf,
 				  uint32_t len, upmd_nvme_cmd_cb cb, void *cb_arg);
-/** Reap admin completions. Thread-safe. @return how many, or -ENXIO. */
+/** Reap admin completions. Thread-safe. @return how many, or -ENXIO.
+ * Admin callbacks run with the controller's admin lock held, from
+ * whichever thread reaps (this call, a waiting upmd_nvme_ctrlr_admin_sync(),
+ * a queue pair's periodic health check, a reset): they must not submit
+ * admin commands themselves. */
 int upmd_nvme_ctrlr_process_admin_completions(struct upmd_nvme_ctrlr *ctrlr);
 
 /**
  * Run an admin command and wait for it (up to admin_timeout_ms; a timeout
  * resets the controller). @cpl (may be NULL) gets the completion.
  * @return 0 (completed, whatever its status: look at @cpl), -ETIMEDOUT,
+ *   -EIO (the controller reported a fatal status meanwhile: it is reset),
  *   -ENXIO, or a submission error.
  */
 int upmd_nvme_ctrlr_admin_sync(struct upmd_nvme_ctrlr *ctrlr, const struct upmd_nvme_cmd *cmd, void *buf,
@@ -426,7 +434,7 @@ typedef uint64_t (*upmd_nvme_xlate_fn)(const void *ctx, uint64_t off);
  * @first_off bytes into the page @xlate gives for offset 0; @xlate(ctx, k)
  * returns the IOVA of the k-th 4 KiB page of the buffer (page aligned).
  * @return the number of list entries used (0: none needed), or -EINVAL
- *   (@len 0, an odd @first_off, more entries than @list_max, an IOVA not
+ *   (@len 0, a @first_off not a multiple of 4, more entries than @list_max, an IOVA not
  *   page aligned or UPMD_BAD_IOVA from @xlate: -EFAULT).
  */
 int upmd_nvme_build_prps(upmd_nvme_xlate_fn xlate, const void *ctx, uint32_t first_off, uint32_t len,

@@ -1,5 +1,6 @@
 /* The NVMe driver end to end against the model controller: bring-up and Identify, write-then-verify at several depths and sizes from two lcores, SGLs, 4 KiB blocks, the other commands, errors and faults, tracker exhaustion and phase wrap, recovery from a fatal status and a lost completion, detach. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -613,6 +614,55 @@ static void test_recovery_lost_completion(void)
 	down();
 }
 
+
+/* A fatal status while attach is still identifying namespaces. */
+static volatile int inject_done;
+
+static void *inject_during_attach(void *arg)
+{
+	struct upmd_model_nvme_stats st;
+	double end = now() + 10;
+
+	(void)arg;
+	while (now() < end) {
+		if (upmd_model_nvme_stats(model, C0, &st) == 0 && st.admin_cmds >= 3) {
+			upmd_model_nvme_inject(model, C0, UPMD_MODEL_NVME_FATAL, 1);
+			break;
+		}
+	}
+	inject_done = 1;
+	return NULL;
+}
+
+static void test_fatal_during_attach(void)
+{
+	pthread_t th;
+	int rc;
+
+	CU_ASSERT_EQUAL_FATAL(upmd_model_install("nvme@" C0 ":nn=4,ns_mb=4", &model), 0);
+	CU_ASSERT_FATAL(INIT(MEM, "-a", C0) > 0);
+	inject_done = 0;
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, inject_during_attach, NULL), 0);
+	log_capture();
+	rc = upmd_nvme_attach(C0, NULL, &ctrlr);
+	pthread_join(th, NULL);
+	log_release();
+	/* Either the reset brought it back and the attach finished, or the
+	 * attach failed and left nothing behind: never a crash. */
+	CU_ASSERT_TRUE(rc == 0 || rc == -EIO || rc == -ETIMEDOUT || rc == -ENXIO);
+	if (rc == 0) {
+		struct upmd_nvme_ns *ns = upmd_nvme_ctrlr_get_ns(ctrlr, upmd_nvme_ctrlr_first_active_ns(ctrlr));
+
+		CU_ASSERT_PTR_NOT_NULL(ns);
+		if (ns)
+			write_verify_2lcores(ns, 4, 8, 1024, 31);
+	} else {
+		ctrlr = NULL;
+		CU_ASSERT_EQUAL(upmd_nvme_ctrlr_count(), 0);
+	}
+	down();
+}
+
 static const struct upmd_test nvme_tests[] = {
 	{ "bring-up, Identify, namespaces, mistakes, detach and probe", test_identify },
 	{ "write then verify: QD 1..32, 512 B..512 KiB, two lcores", test_write_verify },
@@ -621,6 +671,7 @@ static const struct upmd_test nvme_tests[] = {
 	{ "tracker exhaustion, phase across 750 wraps, queue pair limits", test_trackers_and_phase },
 	{ "recovery: fatal status with requests outstanding", test_recovery_fatal },
 	{ "recovery: lost completion aborted on timeout; detach with one outstanding", test_recovery_lost_completion },
+	{ "recovery: fatal status while attach identifies namespaces", test_fatal_during_attach },
 	{ NULL, NULL },
 };
 

@@ -52,7 +52,7 @@ static double now_s(void)
 static void usage(const char *prg)
 {
 	printf("usage: %s [EAL options] -- [options]\n"
-	       "  --forward-mode=MODE   io (default), mac, macswap, rxonly, txonly, flowgen\n"
+	       "  --forward-mode=MODE   io (default), mac, macswap, rxonly, txonly, flowgen, dmacopy\n"
 	       "  --nb-cores=N          forwarding lcores (default 1; the main lcore prints statistics)\n"
 	       "  --rxq=N --txq=N       queues per port (default 1)\n"
 	       "  --rxd=N --txd=N       descriptors per queue (default: the port's, at most 1024)\n"
@@ -60,6 +60,7 @@ static void usage(const char *prg)
 	       "  --total-num-mbufs=N   mbufs in the pool (default: enough for every queue)\n"
 	       "  --txpkts=L[,L...]     segment lengths of generated packets (default 64)\n"
 	       "  --flowgen-flows=N     flows of flowgen (default 1024)\n"
+	       "  --dma-dev=NAME        dmacopy: the DMA device (default: the first that copies)\n"
 	       "  --eth-peer=P,MAC      destination MAC for port P in mac/txonly/flowgen\n"
 	       "  --stats-period=S      print statistics every S seconds\n"
 	       "  --tx-first            send a burst on every stream before forwarding\n"
@@ -99,7 +100,7 @@ static int parse_uint(const char *s, unsigned long min, unsigned long max, unsig
 
 enum {
 	OPT_FWD = 256, OPT_NB_CORES, OPT_RXQ, OPT_TXQ, OPT_RXD, OPT_TXD, OPT_BURST, OPT_MBUFS, OPT_TXPKTS,
-	OPT_FLOWS, OPT_PEER, OPT_STATS, OPT_TXFIRST, OPT_RUNTIME, OPT_JSON, OPT_HELP,
+	OPT_FLOWS, OPT_PEER, OPT_STATS, OPT_TXFIRST, OPT_RUNTIME, OPT_JSON, OPT_DMADEV, OPT_HELP,
 };
 
 static int parse_app_args(const char *prg, int argc, char **argv, bool *run_time_given, bool *tx_first_given)
@@ -121,6 +122,7 @@ static int parse_app_args(const char *prg, int argc, char **argv, bool *run_time
 		{ "auto-start", no_argument, NULL, 'a' },
 		{ "run-time", required_argument, NULL, OPT_RUNTIME },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "dma-dev", required_argument, NULL, OPT_DMADEV },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -135,7 +137,7 @@ static int parse_app_args(const char *prg, int argc, char **argv, bool *run_time
 			for (m = 0; m < FWD_MODES && strcmp(optarg, fwd_mode_names[m]); m++)
 				;
 			if (m == FWD_MODES)
-				return bad(prg, "unknown --forward-mode '%s' (io, mac, macswap, rxonly, txonly, flowgen)",
+				return bad(prg, "unknown --forward-mode '%s' (io, mac, macswap, rxonly, txonly, flowgen, dmacopy)",
 					   optarg);
 			tp.mode = (enum fwd_mode)m;
 			break;
@@ -229,6 +231,9 @@ static int parse_app_args(const char *prg, int argc, char **argv, bool *run_time
 		}
 		case OPT_JSON:
 			tp.json = true;
+			break;
+		case OPT_DMADEV:
+			tp.dma_name = optarg;
 			break;
 		case OPT_HELP:
 		case 'h':
@@ -330,8 +335,60 @@ static void setup_streams(void)
 	for (i = 0; i < nb_streams; i++) {
 		struct fwd_lcore *fl = &fwd_lcores[i % nb_fwd_lcores];
 
+		streams[i].dma_vchan = (uint16_t)(i % nb_fwd_lcores);
 		fl->streams[fl->nb_streams++] = &streams[i];
 	}
+}
+
+/* dmacopy: the DMA device, one channel per forwarding lcore. @return 0 or the exit code. */
+static int setup_dma(const char *prg)
+{
+	struct upmd_dma_info info;
+	struct upmd_dma_conf c = { .size = sizeof(c), .nb_vchans = (uint16_t)nb_fwd_lcores };
+	struct upmd_dma_vchan_conf vc = { .size = sizeof(vc) };
+	int dev = -1, d;
+
+	if (tp.dma_name) {
+		dev = upmd_dma_get_dev_id_by_name(tp.dma_name);
+		if (dev < 0) {
+			fprintf(stderr, "%s: no DMA device called %s: give it to the EAL (--vdev dma_sw0, -a BDF)\n", prg,
+				tp.dma_name);
+			return 2;
+		}
+	} else {
+		UPMD_DMA_FOREACH_DEV(d) {
+			if (upmd_dma_info_get((int16_t)d, &info) == 0 && (info.capa & UPMD_DMA_CAPA_OPS_COPY)) {
+				dev = d;
+				break;
+			}
+		}
+		if (dev < 0) {
+			fprintf(stderr, "%s: --forward-mode=dmacopy needs a DMA device: add --vdev dma_sw0 (or -a a DMA "
+				"engine) to the EAL options\n", prg);
+			return 2;
+		}
+	}
+	upmd_dma_info_get((int16_t)dev, &info);
+	if (!(info.capa & UPMD_DMA_CAPA_OPS_COPY) || info.max_vchans < nb_fwd_lcores) {
+		fprintf(stderr, "%s: %s cannot give %u forwarding lcore(s) a copy channel each (it has %u): use fewer "
+			"--nb-cores or another --dma-dev\n", prg, info.name, nb_fwd_lcores, info.max_vchans);
+		return 2;
+	}
+	vc.nb_desc = 1024;
+	while (vc.nb_desc < 2u * tp.burst)
+		vc.nb_desc = (uint16_t)(vc.nb_desc * 2);
+	vc.nb_desc = (uint16_t)UPMD_MAX(UPMD_MIN(vc.nb_desc, info.max_desc), info.min_desc);
+	if (upmd_dma_configure((int16_t)dev, &c) < 0)
+		return 1;
+	for (uint16_t v = 0; v < c.nb_vchans; v++)
+		if (upmd_dma_vchan_setup((int16_t)dev, v, &vc) < 0)
+			return 1;
+	if (upmd_dma_start((int16_t)dev) < 0)
+		return 1;
+	tp.dma_dev = (int16_t)dev;
+	printf("dmacopy: every packet copied by %s (%u channel(s) of %u descriptors)\n", info.name, c.nb_vchans,
+	       vc.nb_desc);
+	return 0;
 }
 
 static int fwd_loop(void *arg)
@@ -552,6 +609,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	setup_streams();
+	if (tp.mode == FWD_DMACOPY) {
+		rc = setup_dma(prg);
+		if (rc)
+			goto out;
+	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 
@@ -613,6 +675,17 @@ int main(int argc, char **argv)
 	for (i = 0; i < (int)nb_ports; i++)
 		snap((unsigned)i, &cur[i]);
 	print_final(start, cur, t_end - t_start);
+	if (tp.mode == FWD_DMACOPY) {
+		uint64_t copied = 0, failed = 0;
+
+		for (unsigned s = 0; s < nb_streams; s++) {
+			copied += streams[s].dma_copied;
+			failed += streams[s].dma_errors;
+		}
+		printf("dmacopy: %" PRIu64 " packets copied by the DMA engine, %" PRIu64 " copies failed\n", copied,
+		       failed);
+		upmd_dma_stop(tp.dma_dev);
+	}
 	if (tp.json)
 		print_json(start, cur, t_end - t_start);
 	rc = 0;

@@ -10,7 +10,7 @@
 #define MAX_SEGS 8
 #define MAX_STREAMS (UPMD_MAX_ETHPORTS * UPMD_MAX_QUEUES_PER_PORT)
 
-enum fwd_mode { FWD_IO, FWD_MAC, FWD_MACSWAP, FWD_RXONLY, FWD_TXONLY, FWD_FLOWGEN, FWD_MODES };
+enum fwd_mode { FWD_IO, FWD_MAC, FWD_MACSWAP, FWD_RXONLY, FWD_TXONLY, FWD_FLOWGEN, FWD_DMACOPY, FWD_MODES };
 
 struct tp_conf {
 	enum fwd_mode mode;
@@ -28,6 +28,8 @@ struct tp_conf {
 	unsigned flows;			/* flowgen */
 	struct upmd_ether_addr peer[UPMD_MAX_ETHPORTS];
 	bool peer_given[UPMD_MAX_ETHPORTS];
+	const char *dma_name;		/* dmacopy: --dma-dev, NULL: the first that copies */
+	int16_t dma_dev;		/* dmacopy: the device, one vchan per forwarding lcore */
 };
 
 /*
@@ -46,6 +48,9 @@ struct fwd_stream {
 	uint32_t flow;			/* flowgen's next flow */
 	struct upmd_ether_addr tx_src, tx_dst;	/* MACs mac/txonly write */
 	struct upmd_mempool *mp;	/* where generated packets come from */
+	uint16_t dma_vchan;		/* dmacopy: its lcore's channel */
+	uint64_t dma_copied;		/* dmacopy: packets copied by the engine */
+	uint64_t dma_errors;		/* dmacopy: copies that failed (dropped) */
 } __upmd_cache_aligned;
 
 struct fwd_lcore {

@@ -42,10 +42,13 @@ extern "C" {
 #define UPMD_EDU_BUF_SIZE 4096
 #define UPMD_EDU_DMA_MAX (UPMD_EDU_BUF_SIZE - 64)
 
+struct upmd_dma_dev;
+
 struct upmd_edu {
 	struct upmd_pci_device *pdev;
 	volatile uint8_t *regs;
 	uint32_t id;
+	struct upmd_dma_dev *dmadev;	/* internal: the dmadev registered at probe, or NULL */
 };
 
 /** The edu state the PCI driver attached to @pdev at probe, or NULL. */
@@ -66,6 +69,42 @@ int upmd_edu_dma(struct upmd_edu *e, uint64_t iova, uint32_t buf_off, size_t len
 
 /** Liveness check: write @v, expect ~v. @return 0 or -EIO. */
 int upmd_edu_check_alive(struct upmd_edu *e, uint32_t v);
+
+/* ---- the dmadev (drivers/dma/edu/edu_dmadev.c, docs/dma.md) ------------------ */
+
+/*
+ * Every edu device the PCI driver probes is also a dmadev named after its
+ * PCI address ("0000:00:04.0"), driver "dma_edu", one vchan, MEM_TO_MEM |
+ * OPS_COPY | OPS_FILL. It shares the engine with upmd_edu_dma(): use one
+ * or the other while the dmadev is started, not both.
+ *
+ * The device cannot report the DMA mask it was built with (QEMU's
+ * dma_mask property: 28 bits unless given) and silently drops address
+ * bits above it, so the PMD refuses, at enqueue, any operation whose
+ * IOVAs do not fit the mask it believes in: UPMD_EDU_DMA_MASK_DEFAULT,
+ * or the environment variable UPMD_EDU_DMA_MASK (read at probe, e.g.
+ * UPMD_EDU_DMA_MASK=0xffffffff for every edu device), or
+ * upmd_edu_dma_set_mask() per device.
+ */
+#define UPMD_EDU_DMA_MASK_DEFAULT ((1ULL << 28) - 1)	/* QEMU's edu default */
+#define UPMD_EDU_DMADEV_MAX_LEN (1u << 20)		/* bytes one operation may move */
+
+/**
+ * Set the DMA mask the dmadev @dev_name assumes (as the device was started
+ * with: QEMU's -device edu,dma_mask=M, the model's edu@BDF:dma_mask=M).
+ * @mask must be 2^n - 1, n in 12..64. The dmadev must be stopped.
+ * @return 0, -EINVAL (bad mask: logged), -ENODEV (no edu dmadev called
+ * @dev_name), -EBUSY (started). Not thread-safe (control path).
+ */
+int upmd_edu_dma_set_mask(const char *dev_name, uint64_t mask);
+
+/** The mask the dmadev @dev_name assumes. @return 0, -ENODEV, -EINVAL (NULL). */
+int upmd_edu_dma_get_mask(const char *dev_name, uint64_t *mask);
+
+/* Internal: the PCI driver's probe and remove call these. The attach
+ * returns 0 or -errno (the edu driver then works without a dmadev). */
+int upmd_edu_dmadev_attach_(struct upmd_edu *e);
+void upmd_edu_dmadev_detach_(struct upmd_edu *e);
 
 #ifdef __cplusplus
 }

@@ -66,6 +66,26 @@ static uint16_t stub_capacity(const void *p, uint16_t v)
 	return 0;
 }
 
+/* A started device without an operation: -ENOTSUP (the driver's fp
+ * replaces these for what it does). */
+static int nosup_fill(void *p, uint16_t v, uint64_t pat, uint64_t d, uint32_t l, uint64_t f)
+{
+	(void)p, (void)v, (void)pat, (void)d, (void)l, (void)f;
+	return -ENOTSUP;
+}
+
+static int nosup_compare(void *p, uint16_t v, uint64_t s1, uint64_t s2, uint32_t l, uint64_t f)
+{
+	(void)p, (void)v, (void)s1, (void)s2, (void)l, (void)f;
+	return -ENOTSUP;
+}
+
+static int nosup_crc(void *p, uint16_t v, uint64_t s, uint32_t l, uint32_t seed, uint32_t *r, uint64_t f)
+{
+	(void)p, (void)v, (void)s, (void)l, (void)seed, (void)r, (void)f;
+	return -ENOTSUP;
+}
+
 static void fp_stub(struct upmd_dma_fp *fp)
 {
 	fp->priv = NULL;
@@ -305,6 +325,9 @@ int upmd_dma_start(int16_t dev_id)
 		}
 	fp_stub(&fp);
 	fp.priv = d->priv;
+	fp.fill = nosup_fill;
+	fp.compare = nosup_compare;
+	fp.crc32c = nosup_crc;
 	rc = d->ops->start(d, &fp);
 	if (rc < 0)
 		return rc;
@@ -331,6 +354,9 @@ int upmd_dma_stop(int16_t dev_id)
 	upmd_dma_fp_[d->dev_id].submit = stub_submit;
 	if (d->ops->stop)
 		rc = d->ops->stop(d);
+	if (rc < 0)
+		UPMD_ERR(DMA_LOG, "%s: the driver's stop failed (%s): treat the device as not quiesced; close it",
+			 d->name, strerror(-rc));
 	d->started = false;
 	return rc;
 }

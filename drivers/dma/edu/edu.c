@@ -118,6 +118,11 @@ static int edu_probe(struct upmd_pci_device *pdev)
 	if (!first_edu)
 		first_edu = e;
 	UPMD_INFO("edu", "%s: edu v%u.%u ready", pdev->name, e->id >> 24, (e->id >> 16) & 0xff);
+	/* The dmadev is an extra view of the engine: without it (no free
+	 * dmadev slot) upmd_edu_dma() still works, so the probe succeeds. */
+	rc = upmd_edu_dmadev_attach_(e);
+	if (rc < 0)
+		UPMD_WARN("edu", "%s: no dmadev (%s); upmd_edu_dma() still works", pdev->name, strerror(-rc));
 	return 0;
 }
 
@@ -127,6 +132,8 @@ static int edu_remove(struct upmd_pci_device *pdev)
 
 	if (!e)
 		return 0;
+	/* The dmadev first: it waits for a transfer in flight. */
+	upmd_edu_dmadev_detach_(e);
 	/* Stop DMA before the IOAS mappings it might use go away. */
 	upmd_pci_set_bus_master(pdev, false);
 	if (first_edu == e)

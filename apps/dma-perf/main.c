@@ -23,11 +23,11 @@
 #define HIST_BUCKETS 64	/* log2 of nanoseconds */
 #define POOL_BYTES (64u << 20)
 
-/* With no device in the EAL options: the software engine on its own thread.
- * A model NIC (not a DMA engine) gives the process its IOAS, so memory has IOVAs (a
- * process without a device has none for an engine to use). */
-static const char *const embedded_default[] = { "--no-huge", "-m", "256", "--model", "virtio-net@0000:00:04.0",
-						"-a", "0000:00:04.0", "--vdev", "dma_sw0" };
+/* With no device in the EAL options: the model DSA device, driven by the
+ * real DSA PMD through the model's iommufd and vfio cdev (a dedicated work
+ * queue; its descriptors and completion records go through the IOAS). */
+static const char *const embedded_default[] = { "--no-huge", "-m", "256", "--model", "dsa@0000:00:04.0",
+						"-a", "0000:00:04.0" };
 
 struct conf {
 	uint32_t size, batch, ring, channels;
@@ -95,7 +95,8 @@ static void usage(const char *prg)
 	       "      --verify          compare every copied byte with its source\n"
 	       "      --json            one JSON object on stdout\n"
 	       "Each lcore of -l drives one channel (device by device, channel by channel).\n"
-	       "With no device in the EAL options it runs on the software engine (--vdev dma_sw0).\n",
+	       "With no device in the EAL options it runs on the model DSA device through the DSA PMD\n"
+	       "(--model dsa@0000:00:04.0 -a 0000:00:04.0); --vdev dma_sw0 gives the software engine.\n",
 	       prg);
 }
 
@@ -451,11 +452,9 @@ int main(int argc, char **argv)
 		free(app_argv);
 		return rc > 0 ? 0 : 2;
 	}
-	if (embedded) {
-		printf("no device in the EAL options: the software engine dma_sw0 (its own thread copies)\n");
-		if (!cf.dev)
-			cf.dev = "dma_sw0";
-	}
+	if (embedded)
+		printf("no device in the EAL options: the embedded default, the model DSA device at 0000:00:04.0 "
+		       "(the in-process model of the kernel and the device) driven by the DSA PMD, dedicated work queue\n");
 	rc = upmd_eal_init(eal_argc, eal_argv);
 	free(eal_argv);
 	free(app_argv);

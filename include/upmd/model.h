@@ -238,6 +238,62 @@ struct upmd_model_nvme_stats {
  */
 int upmd_model_nvme_stats(struct upmd_model *m, const char *bdf, struct upmd_model_nvme_stats *st);
 
+/* ---- dsa: shared-WQ submission, a hold for back-pressure tests, introspection ---- */
+
+/*
+ * The "dsa" device (8086:0b25, Intel DSA 1.0; see model/dev_dsa.c for the
+ * portal protocol of dedicated WQs). Arguments: wqs=N (1..8, default 4),
+ * wq_size=N (WQ entries shared by all WQs, 1..1024, default 128); 2
+ * groups, 4 engines, max transfer 2^31, max batch 1024, PASIDs of 20 bits.
+ */
+
+/**
+ * ENQCMD of the 64-byte descriptor @desc64 to shared WQ @wq of the dsa
+ * device at @bdf, with PASID @pasid (what IA32_PASID gives a real CPU's
+ * ENQCMD; it replaces the descriptor's PASID field). For CPUs without
+ * ENQCMD, and for every CPU against the model. Thread-safe (any number of
+ * submitters). @return 0 accepted; 1 retry (ZF=1: the WQ holds its
+ * WQCFG threshold of descriptors, or the device or the WQ is not
+ * enabled); -EINVAL (NULL, @pasid above 20 bits, @wq beyond WQCAP, or a
+ * dedicated WQ: those take portal writes), -ENOENT (no device there),
+ * -ENODEV (not a dsa).
+ */
+int upmd_model_dsa_enqcmd(struct upmd_model *m, const char *bdf, unsigned wq, const void *desc64,
+			  uint32_t pasid);
+
+/**
+ * While @hold, the engines of the dsa at @bdf take nothing from its WQs:
+ * shared WQs fill up (ENQCMD then retries), portal slots stay written.
+ * Commands still run (Drain and Disable still execute what is queued).
+ * Survives resets. Thread-safe. @return 0, -EINVAL, -ENOENT, -ENODEV.
+ */
+int upmd_model_dsa_hold(struct upmd_model *m, const char *bdf, bool hold);
+
+/** What a "dsa" model device counted, and the state a test checks. */
+struct upmd_model_dsa_stats {
+	uint64_t descs;			/* descriptors executed, batch members included */
+	uint64_t batches;		/* batch descriptors executed */
+	uint64_t bytes;			/* bytes moved, filled, compared or CRCed */
+	uint64_t errors;		/* completions other than success / false predicate */
+	uint64_t page_faults;		/* of those, page faults (descriptor list ones included) */
+	uint64_t swerrs;		/* errors reported in SWERR (overflows included) */
+	uint64_t enqcmds;		/* ENQCMDs accepted */
+	uint64_t enqcmd_retries;	/* ENQCMDs answered retry */
+	uint64_t aborted;		/* queued descriptors dropped by Abort/Reset/Disable */
+	uint64_t cmds, cmd_errors;	/* CMD writes executed, and those with a CMDSTATUS error */
+	uint64_t resets;		/* function resets */
+	uint32_t gensts;		/* GENSTS state */
+	uint32_t wqs_enabled;		/* bit i: WQ i enabled */
+	uint32_t occupancy[8];		/* shared WQs: descriptors queued now */
+};
+
+/**
+ * Snapshot of the dsa model device at @bdf. Counters grow for the life
+ * of the model (resets do not clear them). Thread-safe. @return 0,
+ * -EINVAL (NULL argument), -ENOENT (no device there), -ENODEV (not dsa).
+ */
+int upmd_model_dsa_stats(struct upmd_model *m, const char *bdf, struct upmd_model_dsa_stats *st);
+
 /* ---- for device models ---- */
 
 /** The device model at @bdf (any accepted spelling), or NULL. */

@@ -35,16 +35,17 @@ def verified(out):
 
 p = run(["--", "-t", "0.5", "--verify"])
 n, bad = verified(p.stdout)
-check("embedded default with --verify: exit 0, copies compared, none wrong",
-      p.returncode == 0 and "software engine dma_sw0" in p.stdout and n and n > 100 and bad == 0,
-      f"rc={p.returncode} {p.stdout[-600:]} {p.stderr[-400:]}")
+check("embedded default (model DSA through the DSA PMD) with --verify: exit 0, copies compared, none wrong",
+      p.returncode == 0 and "model DSA device" in p.stdout and "0000:00:04.0-wq0" in p.stdout and n and n > 100
+      and bad == 0, f"rc={p.returncode} {p.stdout[-600:]} {p.stderr[-400:]}")
 
 p = run(["--", "-t", "0.5", "--json", "--verify", "-s", "1024", "-b", "16"])
 try:
     j = json.loads([l for l in p.stdout.splitlines() if l.startswith("{")][-1])
     ok = (p.returncode == 0 and j["size"] == 1024 and j["batch"] == 16 and j["total"]["ops"] > 0 and
           j["total"]["errors"] == 0 and j["total"]["mismatches"] == 0 and
-          j["channels"][0]["device"] == "dma_sw0" and j["channels"][0]["lat_max_us"] >= j["channels"][0]["lat_p50_us"])
+          j["channels"][0]["device"] == "0000:00:04.0-wq0" and
+          j["channels"][0]["lat_max_us"] >= j["channels"][0]["lat_p50_us"])
 except (ValueError, IndexError, KeyError) as e:
     ok = False
 check("--json: one object, sizes as asked, no errors or mismatches", ok, p.stdout[-600:])

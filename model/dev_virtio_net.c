@@ -199,41 +199,6 @@ struct vnet {
 
 static const struct upmd_model_dev_ops vnet_ops;
 
-/* ---- little-endian fields ------------------------------------------------------ */
-
-static uint16_t ld16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t ld32(const uint8_t *p)
-{
-	return ld16(p) | ((uint32_t)ld16(p + 2) << 16);
-}
-
-static uint64_t ld64(const uint8_t *p)
-{
-	return ld32(p) | ((uint64_t)ld32(p + 4) << 32);
-}
-
-static void st16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void st32(uint8_t *p, uint32_t v)
-{
-	st16(p, (uint16_t)v);
-	st16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void st64(uint8_t *p, uint64_t v)
-{
-	st32(p, (uint32_t)v);
-	st32(p + 4, (uint32_t)(v >> 32));
-}
-
 /* ---- arguments and config space ---------------------------------------------- */
 
 /* "[dddd:]bb:dd.f" in the model's canonical spelling. */

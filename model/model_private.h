@@ -171,6 +171,41 @@ void model_dev_types(char *buf, size_t len);
 	__attribute__((constructor)) static void upmd_model_reg_##ops(void)    \
 	{ model_register_dev_ops(&(ops)); }
 
+/* Little-endian fields of device structures (descriptors, queue entries,
+ * configuration space), byte by byte: any alignment, any host order. */
+static inline uint16_t ld16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline uint32_t ld32(const uint8_t *p)
+{
+	return ld16(p) | ((uint32_t)ld16(p + 2) << 16);
+}
+
+static inline uint64_t ld64(const uint8_t *p)
+{
+	return ld32(p) | ((uint64_t)ld32(p + 4) << 32);
+}
+
+static inline void st16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void st32(uint8_t *p, uint32_t v)
+{
+	st16(p, (uint16_t)v);
+	st16(p + 2, (uint16_t)(v >> 16));
+}
+
+static inline void st64(uint8_t *p, uint64_t v)
+{
+	st32(p, (uint32_t)v);
+	st32(p + 4, (uint32_t)(v >> 32));
+}
+
 /* Helpers for device models. */
 void *upmd_model_dev_priv(struct upmd_model_dev *d);
 /* The model's own (never trapped) mapping of a BAR's memory. */

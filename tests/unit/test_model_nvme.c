@@ -1252,9 +1252,12 @@ static void test_args(void)
 	};
 	struct upmd_model *x = NULL;
 	struct upmd_model_nvme_stats st;
-	char path[] = "/tmp/upmd-nvme-XXXXXX", spec[128];
+	char path[] = "/tmp/upmd-nvme-......", spec[128];
 	unsigned i;
 	int fd, old = upmd_log_level_cur;
+
+	/* mkstemp's template: six X at the end. */
+	memset(path + sizeof(path) - 7, 'X', 6);
 
 	upmd_log_set_level(UPMD_LOG_EMERG);
 	for (i = 0; i < UPMD_DIM(bad); i++) {

@@ -452,9 +452,13 @@ int main(int argc, char **argv)
 		free(app_argv);
 		return rc > 0 ? 0 : 2;
 	}
-	if (embedded)
+	if (embedded) {
+		/* The default run proves the data, not only the speed. */
+		cf.verify = true;
 		printf("no device in the EAL options: the embedded default, the model DSA device at 0000:00:04.0 "
-		       "(the in-process model of the kernel and the device) driven by the DSA PMD, dedicated work queue\n");
+		       "(the in-process model of the kernel and the device) driven by the DSA PMD, dedicated work queue, "
+		       "--verify\n");
+	}
 	rc = upmd_eal_init(eal_argc, eal_argv);
 	free(eal_argv);
 	free(app_argv);

@@ -260,12 +260,20 @@ static void fwd_dmacopy(struct fwd_stream *fs)
 
 		done = (uint16_t)(done + got);
 	}
-	for (k = 0, done = 0; k < n; k++) {
+	for (k = 0, nq = done, done = 0; k < n; k++) {
 		struct upmd_mbuf *m = pkts[k], *c = out[k];
 
 		if (!copied[k]) {
 			upmd_pktmbuf_free(c);
 			pkts[nout++] = m;	/* forwarded as it is */
+			continue;
+		}
+		if (done >= nq) {
+			/* The engine never reported it: it may still write into
+			 * the new mbuf, which is therefore left alone (lost). */
+			fs->dma_errors++;
+			fs->fwd_dropped++;
+			upmd_pktmbuf_free(m);
 			continue;
 		}
 		if (st[done++] != UPMD_DMA_STATUS_SUCCESSFUL) {

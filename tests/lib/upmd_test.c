@@ -3,8 +3,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+
+#include <upmd/kops.h>
 #include <upmd/log.h>
 #include <upmd/model.h>
+#include <upmd/uapi/iommufd.h>
+#include <upmd/uapi/vfio.h>
 
 #include "upmd_test.h"
 
@@ -34,6 +40,45 @@ void log_release(void)
 	logf_ = NULL;
 	logbuf = NULL;
 	loglen = 0;
+}
+
+int model_open_device(const char *spec, const char *cdev, struct upmd_model **m, int *ifd, uint32_t *ioas,
+		      int *dfd)
+{
+	struct iommu_ioas_alloc al = { .size = sizeof(al) };
+	struct vfio_device_bind_iommufd b = { .argsz = sizeof(b) };
+	struct vfio_device_attach_iommufd_pt a = { .argsz = VFIO_DEVICE_ATTACH_MINSZ };
+
+	if (upmd_model_install(spec, m) < 0) {
+		CU_FAIL("model spec refused");
+		return -1;
+	}
+	*ifd = upmd_k_open("/dev/iommu", O_RDWR);
+	CU_ASSERT_TRUE_FATAL(*ifd >= 0);
+	CU_ASSERT_EQUAL_FATAL(upmd_k_ioctl(*ifd, IOMMU_IOAS_ALLOC, &al), 0);
+	*ioas = al.out_ioas_id;
+	*dfd = upmd_k_open(cdev, O_RDWR);
+	CU_ASSERT_TRUE_FATAL(*dfd >= 0);
+	b.iommufd = *ifd;
+	CU_ASSERT_EQUAL_FATAL(upmd_k_ioctl(*dfd, VFIO_DEVICE_BIND_IOMMUFD, &b), 0);
+	a.pt_id = *ioas;
+	CU_ASSERT_EQUAL_FATAL(upmd_k_ioctl(*dfd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a), 0);
+	return 0;
+}
+
+void model_map_ram(int ifd, uint32_t ioas, size_t len, uint8_t **va, uint64_t *iova)
+{
+	struct iommu_ioas_map mp = { .size = sizeof(mp),
+				     .flags = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE };
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+	CU_ASSERT_NOT_EQUAL_FATAL(p, MAP_FAILED);
+	mp.ioas_id = ioas;
+	mp.user_va = (uintptr_t)p;
+	mp.length = len;
+	CU_ASSERT_EQUAL_FATAL(upmd_k_ioctl(ifd, IOMMU_IOAS_MAP, &mp), 0);
+	*va = p;
+	*iova = mp.iova;
 }
 
 void assert_model_clean(struct upmd_model *m)

@@ -4,6 +4,7 @@
 
 #include <CUnit/CUnit.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,19 @@ void log_release(void);
  * nothing pinned, open, bound, attached or BAR-mapped.
  */
 void assert_model_clean(struct upmd_model *m);
+
+/**
+ * The fixture of a device-model test that drives the model only through
+ * the kernel boundary: install the model @spec, open /dev/iommu with a new
+ * IOAS, open the cdev @cdev ("/dev/vfio/devices/vfio0"), bind it to the
+ * iommufd and attach it (by RID) to the IOAS. Fatal CUnit assertions on
+ * failure. @return 0, or -1 when the spec is refused.
+ */
+int model_open_device(const char *spec, const char *cdev, struct upmd_model **m, int *ifd, uint32_t *ioas,
+		      int *dfd);
+
+/** Anonymous memory of @len bytes mapped read-write into @ioas; *va, *iova. Fatal assertions on failure. */
+void model_map_ram(int ifd, uint32_t ioas, size_t len, uint8_t **va, uint64_t *iova);
 
 #define UPMD_TEST_MAIN(...)                                                    \
 	int main(void)                                                         \

@@ -146,41 +146,18 @@ static void cfg_read(uint8_t *buf, unsigned len)
 
 static int up(const char *spec)
 {
-	struct iommu_ioas_alloc al = { .size = sizeof(al) };
-	struct iommu_ioas_map mp = { .size = sizeof(mp), .flags = RW };
-	struct vfio_device_bind_iommufd b = { .argsz = sizeof(b) };
-	struct vfio_device_attach_iommufd_pt a = { .argsz = VFIO_DEVICE_ATTACH_MINSZ };
 	uint16_t cmd;
 	void *p = NULL;
 
-	if (upmd_model_install(spec, &m) < 0) {
-		CU_FAIL("model spec refused");
+	if (model_open_device(spec, "/dev/vfio/devices/vfio0", &m, &ifd, &ioas, &dfd) < 0)
 		return -1;
-	}
-	ifd = upmd_k_open("/dev/iommu", O_RDWR);
-	CU_ASSERT_TRUE_FATAL(ifd >= 0);
-	CU_ASSERT_EQUAL_FATAL(upmd_k_ioctl(ifd, IOMMU_IOAS_ALLOC, &al), 0);
-	ioas = al.out_ioas_id;
-	dfd = upmd_k_open("/dev/vfio/devices/vfio0", O_RDWR);
-	CU_ASSERT_TRUE_FATAL(dfd >= 0);
-	b.iommufd = ifd;
-	CU_ASSERT_EQUAL_FATAL(upmd_k_ioctl(dfd, VFIO_DEVICE_BIND_IOMMUFD, &b), 0);
-	a.pt_id = ioas;
-	CU_ASSERT_EQUAL_FATAL(upmd_k_ioctl(dfd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a), 0);
 	CU_ASSERT_EQUAL(upmd_k_pread(dfd, &cmd, 2, (off_t)(CFG_OFF + 4)), 2);
 	cmd |= 0x6;
 	CU_ASSERT_EQUAL(upmd_k_pwrite(dfd, &cmd, 2, (off_t)(CFG_OFF + 4)), 2);
 	CU_ASSERT_EQUAL_FATAL(upmd_k_mmap(NULL, 0x4000, PROT_READ | PROT_WRITE, MAP_SHARED, dfd,
 					  (off_t)VFIO_PCI_INDEX_TO_OFFSET(0), &p), 0);
 	bar = p;
-	ram = mmap(NULL, RAM_PAGES * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-		   -1, 0);
-	CU_ASSERT_NOT_EQUAL_FATAL(ram, MAP_FAILED);
-	mp.ioas_id = ioas;
-	mp.user_va = (uintptr_t)ram;
-	mp.length = RAM_PAGES * PG;
-	CU_ASSERT_EQUAL_FATAL(upmd_k_ioctl(ifd, IOMMU_IOAS_MAP, &mp), 0);
-	ram_iova = mp.iova;
+	model_map_ram(ifd, ioas, RAM_PAGES * PG, &ram, &ram_iova);
 	upmd_model_stats_reset(m);
 	return 0;
 }
